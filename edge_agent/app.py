@@ -1,0 +1,91 @@
+"""Composition root of ``fleet-agent run``: builds sources, decoders, detectors and the outbox.
+
+Nothing else in the agent constructs these; ``build_agent(config)`` wires them from a validated
+``AgentConfig`` and the daemon loop (``edge_agent.daemon``) only drives what this returns.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from types import MappingProxyType
+
+from edge_agent.config import AgentConfig
+from edge_agent.counters import Counters
+from edge_agent.detection import Detector
+from edge_agent.detection.build import build_detectors
+from edge_agent.outbox import Outbox
+from edge_agent.pipeline import Pipeline
+from edge_agent.sources import FrameSource, LineSource
+from firmware_profiles import Profile, load_profile
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Agent:
+    """Everything one daemon process runs."""
+
+    config: AgentConfig
+    profile: Profile
+    counters: Counters
+    outbox: Outbox
+    pipeline: Pipeline
+    detectors: list[Detector]
+    can: FrameSource | None
+    gnss: LineSource | None
+
+    def close(self) -> None:
+        for source in (self.can, self.gnss):
+            if source is not None:
+                source.close()
+        self.outbox.close()
+
+
+def profile_for(config: AgentConfig) -> Profile:
+    """The configured profile with the config's threshold overrides applied."""
+    profile = load_profile(config.profile)
+    if not config.thresholds:
+        return profile
+    merged = dict(profile.thresholds)
+    merged.update(config.thresholds)
+    return replace(profile, thresholds=MappingProxyType(merged))
+
+
+def build_can(config: AgentConfig, counters: Counters) -> FrameSource | None:
+    if config.can is None:
+        return None
+    from edge_agent.sources.can_bus import CanBusSource, CanFilter
+
+    filters = [CanFilter(f.can_id, f.can_mask, f.extended) for f in config.can.filters]
+    return CanBusSource(
+        config.can.interface, config.can.channel, bitrate=config.can.bitrate, filters=filters,
+        counters=counters, **dict(config.can.options),
+    )
+
+
+def build_gnss(config: AgentConfig, counters: Counters) -> LineSource | None:
+    if config.gnss is None:
+        return None
+    from edge_agent.sources.gnss_serial import SerialGnssSource
+
+    return SerialGnssSource(config.gnss.port, config.gnss.baudrate, counters=counters)
+
+
+def build_agent(config: AgentConfig) -> Agent:
+    """Build the agent; raises ``ConfigError``/``SourceError`` with a clear message on failure."""
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    counters = Counters()
+    profile = profile_for(config)
+    outbox = Outbox(config.outbox_path, quota_bytes=config.quota_bytes, counters=counters)
+    try:
+        detectors = build_detectors(profile, config, counters)
+        pipeline = Pipeline(profile, outbox, counters, detectors=detectors)
+        can = build_can(config, counters)
+        gnss = build_gnss(config, counters)
+    except Exception:
+        outbox.close()
+        raise
+    log.info("agent %s built: profile %s, can %s, gnss %s", config.device_id, profile.name,
+             config.can.channel if config.can else "off", config.gnss.port if config.gnss else "off")
+    return Agent(config, profile, counters, outbox, pipeline, detectors, can, gnss)

@@ -1,0 +1,129 @@
+"""``fleet-agent run``: the unattended loop.
+
+One thread: read a batch of CAN frames (blocking at most ``POLL_S``), take whatever GNSS lines are
+waiting, hand both to the pipeline, let the OBD-II poller send its requests, and on a fixed cadence
+commit buffered records, rewrite the status file and ping the systemd watchdog. SIGTERM/SIGINT stop
+the loop after a final flush; SIGHUP reloads geofences and thresholds without a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from types import FrameType
+
+from edge_agent import systemd
+from edge_agent.app import Agent, build_agent, profile_for
+from edge_agent.config import AgentConfig, load_config
+from edge_agent.errors import FleetError
+from edge_agent.status import write_status
+
+log = logging.getLogger(__name__)
+
+#: Longest a CAN read blocks, so signals, flushes and GNSS are served at least this often.
+POLL_S = 0.05
+BATCH_FRAMES = 512
+
+
+class Daemon:
+    """Drives an ``Agent`` until asked to stop."""
+
+    def __init__(self, agent: Agent, config_path: str) -> None:
+        self.agent = agent
+        self.config_path = config_path
+        self._stop = False
+        self._reload = False
+        self._started = time.time()
+        self._started_cpu = time.process_time()
+
+    def request_stop(self, signum: int = 0, _frame: FrameType | None = None) -> None:
+        log.info("signal %s: stopping after a final flush", signum)
+        self._stop = True
+
+    def request_reload(self, signum: int = 0, _frame: FrameType | None = None) -> None:
+        self._reload = True
+
+    def install_signals(self) -> None:
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+        signal.signal(signal.SIGHUP, self.request_reload)
+
+    def reload(self) -> None:
+        """SIGHUP: re-read the config's thresholds and geofences; keep sources and the outbox."""
+        self._reload = False
+        try:
+            config = load_config(self.config_path)
+            profile = profile_for(config)
+            self.agent.pipeline.reload(profile, config)
+        except FleetError as exc:
+            log.error("reload refused, keeping the running configuration: %s", exc)
+            return
+        log.info("reloaded thresholds and geofences from %s", self.config_path)
+
+    def status(self) -> dict[str, object]:
+        agent = self.agent
+        now = time.time()
+        return {
+            "device_id": agent.config.device_id,
+            "profile": agent.profile.name,
+            "pid": os.getpid(),
+            "written_at": now,
+            "uptime_s": round(now - self._started, 1),
+            "cpu_s": round(time.process_time() - self._started_cpu, 3),
+            "status_interval_s": agent.config.status_interval_s,
+            "counters": agent.counters.snapshot(),
+            "outbox": {"depth": agent.outbox.depth(), "bytes": agent.outbox.bytes_used(),
+                       "by_kind": agent.outbox.counts_by_kind()},
+        }
+
+    def run(self) -> int:
+        agent, cfg = self.agent, self.agent.config
+        pipeline = agent.pipeline
+        next_flush = next_status = time.monotonic()
+        watchdog = systemd.watchdog_interval_s()
+        next_watchdog = time.monotonic()
+        systemd.notify("READY=1")
+        log.info("running: device %s", cfg.device_id)
+        while not self._stop:
+            if self._reload:
+                self.reload()
+            if agent.can is not None:
+                frames = agent.can.read_batch(BATCH_FRAMES, POLL_S)
+                if frames:
+                    pipeline.on_frames(frames)
+            else:
+                time.sleep(POLL_S)
+            if agent.gnss is not None:
+                lines = agent.gnss.read_lines(0.0)
+                if lines:
+                    pipeline.on_lines(lines)
+            pipeline.tick(time.time())
+            now = time.monotonic()
+            if now >= next_flush:
+                pipeline.flush()
+                next_flush = now + cfg.flush_interval_s
+            if now >= next_status:
+                write_status(cfg.status_path, self.status())
+                next_status = now + cfg.status_interval_s
+            if watchdog is not None and now >= next_watchdog:
+                systemd.notify("WATCHDOG=1")
+                next_watchdog = now + watchdog
+        systemd.notify("STOPPING=1")
+        pipeline.finish()
+        write_status(cfg.status_path, self.status())
+        log.info("stopped cleanly")
+        return 0
+
+
+def run_daemon(config_path: str) -> int:
+    """Entry point of ``fleet-agent run``."""
+    config: AgentConfig = load_config(config_path)
+    agent = build_agent(config)
+    daemon = Daemon(agent, config_path)
+    daemon.install_signals()
+    try:
+        return daemon.run()
+    finally:
+        agent.close()

@@ -1,0 +1,1 @@
+"""Decode: raw CAN frames and NMEA lines into samples, diagnostics and fixes."""

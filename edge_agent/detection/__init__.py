@@ -1,0 +1,47 @@
+"""Inspect: detections that run on the vehicle (idle, faults, geofences, trips and meters).
+
+Each detector takes a batch of what decoding produced and returns events; hot loops call kernels in
+``native/`` (arrays in, arrays out). Detectors keep their state in plain dicts so the daemon can
+persist it across restarts (``state()`` / ``restore()``) and never depend on the cloud.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from edge_agent.model import DiagnosticMessage, Event, Fix, ObdDtcReport, Sample
+
+
+@dataclass(slots=True)
+class DetectionBatch:
+    """Everything decoded from one read cycle, each list in time order."""
+
+    samples: list[Sample] = field(default_factory=list)
+    fixes: list[Fix] = field(default_factory=list)
+    diagnostics: list[DiagnosticMessage] = field(default_factory=list)
+    obd_dtcs: list[ObdDtcReport] = field(default_factory=list)
+
+
+class Detector(Protocol):
+    """A detection stage. Pure with respect to its inputs and its own state."""
+
+    def process(self, batch: DetectionBatch) -> list[Event]:
+        """Events completed by this batch, in time order."""
+        ...
+
+    def state(self) -> dict[str, object]:
+        """JSON-serialisable state to persist across restarts."""
+        ...
+
+    def restore(self, state: dict[str, object]) -> None:
+        """Resume from a ``state()`` taken earlier (possibly by an older version: be lenient)."""
+        ...
+
+
+DETECTORS: dict[str, str] = {
+    "idle": "edge_agent.detection.idle:IdleDetector",
+    "faults": "edge_agent.detection.faults:FaultDetector",
+    "geofence": "edge_agent.detection.geofence:GeofenceDetector",
+    "trips": "edge_agent.detection.trips:TripDetector",
+}

@@ -1,0 +1,182 @@
+"""The edge agent's own data types: what flows between sources, decoding, detection and the outbox.
+
+Foreign types (python-can messages, pynmea2 sentences, SQLite rows) stop at the module that owns
+them; everything in the middle speaks these frozen dataclasses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+
+@dataclass(frozen=True, slots=True)
+class RawFrame:
+    """One CAN frame as read from a bus or a capture.
+
+    ``timestamp`` is the source's clock in seconds (the bus driver's receive time, or the capture's
+    own timestamp on replay), never the agent's wall clock.
+    """
+
+    timestamp: float
+    arbitration_id: int
+    data: bytes
+    is_extended: bool = True
+    channel: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TimedLine:
+    """One text line from a GNSS receiver, with the agent's receive time (seconds)."""
+
+    received_at: float
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """A decoded signal value in engineering units.
+
+    ``signal`` is our name from the profile's signal map (not the DBC's); ``source`` names the ECU
+    that sent it (``"j1939:0x00"`` for a J1939 source address, ``"obd:0x7E8"`` for an OBD responder).
+    """
+
+    timestamp: float
+    signal: str
+    value: float
+    source: str
+    unit: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Fix:
+    """A GNSS position assembled from the sentences of one receiver epoch.
+
+    ``quality`` is the GGA fix quality (0 invalid, 1 GPS, 2 DGPS, 4 RTK fixed, 5 RTK float, 6 dead
+    reckoning, ...); ``mode`` the GSA fix mode (1 none, 2 2D, 3 3D); ``None`` where no sentence of the
+    epoch carried it. ``valid`` is the RMC status (A/V) when RMC was seen, else ``quality > 0``.
+    """
+
+    timestamp: float
+    lat: float
+    lon: float
+    valid: bool
+    quality: int | None = None
+    mode: int | None = None
+    satellites: int | None = None
+    hdop: float | None = None
+    pdop: float | None = None
+    vdop: float | None = None
+    altitude_m: float | None = None
+    speed_mps: float | None = None
+    course_deg: float | None = None
+    talker: str = ""
+
+
+class LampState(IntEnum):
+    """Two-bit lamp status from SAE J1939-73 DM1/DM2 byte 1 (00 off, 01 on, 10 error, 11 n/a)."""
+
+    OFF = 0
+    ON = 1
+    ERROR = 2
+    NOT_AVAILABLE = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Lamps:
+    """The four J1939 diagnostic lamps (J1939-73 5.7.1, DM1 byte 1)."""
+
+    protect: LampState = LampState.NOT_AVAILABLE
+    amber_warning: LampState = LampState.NOT_AVAILABLE
+    red_stop: LampState = LampState.NOT_AVAILABLE
+    mil: LampState = LampState.NOT_AVAILABLE
+
+
+@dataclass(frozen=True, slots=True)
+class J1939Dtc:
+    """One J1939 diagnostic trouble code: SPN (19 bits), FMI (5 bits), occurrence count, CM bit."""
+
+    spn: int
+    fmi: int
+    oc: int
+    cm: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DiagnosticMessage:
+    """A decoded DM1 (active) or DM2 (previously active) message from one source address."""
+
+    timestamp: float
+    kind: str  # "DM1" | "DM2"
+    source_address: int
+    lamps: Lamps
+    dtcs: tuple[J1939Dtc, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ObdDtc:
+    """An OBD-II trouble code such as ``P0301``; ``status`` is stored, pending or permanent."""
+
+    code: str
+    status: str  # "stored" (mode 03) | "pending" (mode 07) | "permanent" (mode 0A)
+    source: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ObdDtcReport:
+    """All DTCs one OBD responder reported for one mode at one time (an empty tuple means none)."""
+
+    timestamp: float
+    status: str
+    source: str
+    dtcs: tuple[ObdDtc, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class VehicleId:
+    """A VIN read from the bus (OBD mode 09 PID 02, or J1939 PGN 65260)."""
+
+    timestamp: float
+    vin: str
+    source: str
+
+
+class Priority(IntEnum):
+    """Outbox priority: higher survives longer under the byte quota and leaves first.
+
+    Faults and compliance events outrank idle/geofence events, which outrank periodic samples
+    and fixes. Drop reports rank highest so the cloud always learns what was lost.
+    """
+
+    PERIODIC = 10
+    EVENT = 20
+    FAULT = 30
+    COMPLIANCE = 30
+    DROP_REPORT = 40
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """Anything stored in the outbox. ``payload`` must be JSON-serialisable."""
+
+    kind: str
+    priority: Priority
+    timestamp: float
+    payload: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A detection made on the vehicle (idle started, DTC appeared, geofence entered, trip ended, ...).
+
+    ``timestamp`` is the bus/receiver time of the sample or fix that completed the detection;
+    ``payload`` is JSON-serialisable and self-describing (durations in seconds, volumes in litres).
+    """
+
+    timestamp: float
+    kind: str
+    priority: Priority
+    payload: dict[str, object] = field(default_factory=dict)
+
+    def to_record(self) -> Record:
+        return Record(self.kind, self.priority, self.timestamp, dict(self.payload))

@@ -1,0 +1,258 @@
+"""The acquire -> decode -> persist path shared by the daemon and ``fleet-agent replay``.
+
+``Pipeline`` owns the decoders for one profile, the sampling gate and a small record buffer in
+front of the outbox. Samples are stored at the profile's rate or on change beyond a deadband; fixes
+at most ``POSITION_RATE_HZ``; diagnostics (DM1/DM2, OBD DTC lists) and the VIN only when they change
+for their source, so a DM1 repeated every second costs nothing until a lamp or a DTC changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from edge_agent.counters import Counters
+from edge_agent.decoding.catalog import SignalCatalog
+from edge_agent.decoding.j1939.decoder import J1939Decoder
+from edge_agent.decoding.nmea import NmeaDecoder
+from edge_agent.decoding.obd.decoder import ObdDecoder
+from edge_agent.detection import DetectionBatch, Detector
+from edge_agent.model import (
+    DiagnosticMessage,
+    Event,
+    Fix,
+    ObdDtcReport,
+    Priority,
+    RawFrame,
+    Record,
+    Sample,
+    TimedLine,
+    VehicleId,
+)
+from edge_agent.outbox import Outbox
+from edge_agent.sampling import SampleGate
+from firmware_profiles import Profile
+
+#: Most positions stored per second; a 10 Hz receiver is thinned to this (config may lower it).
+POSITION_RATE_HZ = 1.0
+#: Records buffered before one outbox transaction. Bounds what a power cut can take (the daemon
+#: also flushes at least once a second).
+FLUSH_RECORDS = 2000
+
+
+@dataclass(slots=True)
+class Findings:
+    """What a run has seen that a person asks about first: DTCs and VINs, latest per identity."""
+
+    j1939_dtcs: dict[tuple[int, int, int], dict[str, object]] = field(default_factory=dict)
+    obd_dtcs: dict[tuple[str, str, str], dict[str, object]] = field(default_factory=dict)
+    vins: dict[str, str] = field(default_factory=dict)
+
+    def dtc_list(self) -> list[dict[str, object]]:
+        return [*self.j1939_dtcs.values(), *self.obd_dtcs.values()]
+
+
+class Pipeline:
+    """Decodes frames and lines for one vehicle profile and appends records to an outbox."""
+
+    def __init__(
+        self, profile: Profile, outbox: Outbox, counters: Counters, *, detectors: Mapping[str, Detector] | None = None
+    ) -> None:
+        self.profile = profile
+        self.detectors: dict[str, Detector] = dict(detectors or {})
+        self.counters = counters
+        self.findings = Findings()
+        self._outbox = outbox
+        self._buffer: list[Record] = []
+        self._gate = SampleGate({s.name: (s.rate_hz, s.deadband) for s in profile.signals.values()})
+        # J1939 PGNs are decoded on J1939 profiles only; an OBD-II profile's DBC describes Mode 01.
+        catalog = SignalCatalog.from_profile(profile) if profile.protocol == "j1939" else SignalCatalog({})
+        self._j1939 = J1939Decoder(catalog, counters)
+        self._obd = ObdDecoder(profile, counters) if profile.protocol == "obd2" else None
+        self._obd_dtcs: list[ObdDtcReport] = []
+        self._nmea = NmeaDecoder(counters)
+        self._last_position_ts = float("-inf")
+        self._last_diag: dict[tuple[str, str], object] = {}
+        self._last_frame_ts = 0.0
+
+    # -- input -----------------------------------------------------------------------------------
+
+    def on_frames(self, frames: Sequence[RawFrame]) -> None:
+        if not frames:
+            return
+        self.counters.inc("frames", len(frames))
+        self._last_frame_ts = frames[-1].timestamp
+        if self._obd is not None:
+            self._on_obd(frames)
+            return
+        batch = self._j1939.decode_batch(frames)
+        self._on_samples(batch.samples)
+        for dm in batch.diagnostics:
+            self._on_dm(dm)
+        for vid in batch.vehicle_ids:
+            self._on_vin(vid)
+        if self.detectors:
+            self._detect(DetectionBatch(samples=batch.samples, diagnostics=batch.diagnostics))
+        self._maybe_flush()
+
+    def on_lines(self, lines: Iterable[TimedLine]) -> None:
+        n = 0
+        fixes: list[Fix] = []
+        for line in lines:
+            n += 1
+            fixes.extend(self._nmea.feed(line))
+        self.counters.inc("lines", n)
+        self._on_fixes(fixes)
+        self._maybe_flush()
+
+    def _on_fixes(self, fixes: list[Fix]) -> None:
+        for fix in fixes:
+            self._on_fix(fix)
+        if fixes and self.detectors:
+            self._detect(DetectionBatch(fixes=fixes))
+
+    def finish(self) -> None:
+        """End of input: emit pending epochs, time out open sessions, and flush to the outbox."""
+        self._on_fixes(self._nmea.flush())
+        self._j1939.finish(self._last_frame_ts)
+        if self._obd is not None:
+            self._obd.finish(self._last_frame_ts)
+        self.flush()
+
+    # -- detection -------------------------------------------------------------------------------
+
+    def _detect(self, batch: DetectionBatch) -> None:
+        events: list[Event] = []
+        for detector in self.detectors.values():
+            events.extend(detector.process(batch))
+        if events:
+            self.counters.inc("events", len(events))
+            events.sort(key=lambda e: e.timestamp)
+            self._buffer.extend(e.to_record() for e in events)
+
+    def detector_states(self) -> dict[str, dict[str, object]]:
+        """Every detector's state, to persist across restarts."""
+        return {name: d.state() for name, d in self.detectors.items()}
+
+    def restore_detector_states(self, states: Mapping[str, Mapping[str, object]]) -> None:
+        for name, state in states.items():
+            detector = self.detectors.get(name)
+            if detector is not None:
+                detector.restore(dict(state))
+
+    def replace_detectors(self, detectors: Mapping[str, Detector]) -> None:
+        """Swap in new detectors (new thresholds or geofences), carrying the old ones' state over."""
+        states = self.detector_states()
+        self.detectors = dict(detectors)
+        self.restore_detector_states(states)
+
+    def flush(self) -> None:
+        if self._buffer:
+            self._outbox.append(self._buffer)
+            self._buffer = []
+
+    # -- routing ---------------------------------------------------------------------------------
+
+    def _on_obd(self, frames: Sequence[RawFrame]) -> None:
+        assert self._obd is not None
+        decoded = 0
+        samples: list[Sample] = []
+        for frame in frames:
+            results = self._obd.feed(frame)
+            if results:
+                decoded += 1
+            for item in results:
+                if isinstance(item, Sample):
+                    samples.append(item)
+                elif isinstance(item, ObdDtcReport):
+                    self._on_obd_dtcs(item)
+                    self._obd_dtcs.append(item)
+                elif isinstance(item, VehicleId):
+                    self._on_vin(item)
+        self.counters.inc("frames_decoded", decoded)
+        self.counters.inc("samples", len(samples))
+        self._on_samples(samples)
+        if self.detectors and (samples or self._obd_dtcs):
+            self._detect(DetectionBatch(samples=samples, obd_dtcs=self._obd_dtcs))
+        self._obd_dtcs = []
+        self._maybe_flush()
+
+    def _on_samples(self, samples: Sequence[Sample]) -> None:
+        kept = self._gate.admit_many(samples)
+        if not kept:
+            return
+        self.counters.inc("samples_stored", len(kept))
+        self._buffer.extend(
+            Record(
+                "sample",
+                Priority.PERIODIC,
+                s.timestamp,
+                {"signal": s.signal, "value": s.value, "unit": s.unit, "source": s.source},
+            )
+            for s in kept
+        )
+
+    def _on_fix(self, fix: Fix) -> None:
+        if not fix.valid:
+            return
+        if fix.timestamp - self._last_position_ts < 1.0 / POSITION_RATE_HZ and (
+            fix.timestamp >= self._last_position_ts
+        ):
+            return
+        self._last_position_ts = fix.timestamp
+        payload: dict[str, object] = {"lat": fix.lat, "lon": fix.lon}
+        for key in ("altitude_m", "speed_mps", "course_deg", "quality", "satellites", "hdop", "mode"):
+            value = getattr(fix, key)
+            if value is not None:
+                payload[key] = value
+        self._buffer.append(Record("position", Priority.PERIODIC, fix.timestamp, payload))
+
+    def _changed(self, key: tuple[str, str], state: object) -> bool:
+        if self._last_diag.get(key) == state:
+            return False
+        self._last_diag[key] = state
+        return True
+
+    def _on_dm(self, dm: DiagnosticMessage) -> None:
+        source = f"j1939:0x{dm.source_address:02X}"
+        lamps = {
+            "mil": dm.lamps.mil.name.lower(),
+            "red_stop": dm.lamps.red_stop.name.lower(),
+            "amber_warning": dm.lamps.amber_warning.name.lower(),
+            "protect": dm.lamps.protect.name.lower(),
+        }
+        dtcs = [{"spn": d.spn, "fmi": d.fmi, "oc": d.oc, "cm": d.cm} for d in dm.dtcs]
+        if dm.kind == "DM1":
+            for d in dm.dtcs:
+                self.findings.j1939_dtcs[(dm.source_address, d.spn, d.fmi)] = {
+                    "spn": d.spn, "fmi": d.fmi, "oc": d.oc, "source": source,
+                }
+        if not self._changed((dm.kind, source), (tuple(lamps.values()), dm.dtcs)):
+            return
+        payload: dict[str, object] = {
+            "protocol": "j1939", "message": dm.kind, "source": source, "lamps": lamps, "dtcs": dtcs,
+        }
+        self._buffer.append(Record("dtc_status", Priority.FAULT, dm.timestamp, payload))
+
+    def _on_obd_dtcs(self, report: ObdDtcReport) -> None:
+        codes = sorted(d.code for d in report.dtcs)
+        for code in codes:
+            self.findings.obd_dtcs[(report.source, report.status, code)] = {
+                "code": code, "status": report.status, "source": report.source,
+            }
+        if not self._changed((report.status, report.source), tuple(codes)):
+            return
+        payload: dict[str, object] = {
+            "protocol": "obd2", "status": report.status, "source": report.source, "codes": codes,
+        }
+        self._buffer.append(Record("dtc_status", Priority.FAULT, report.timestamp, payload))
+
+    def _on_vin(self, vid: VehicleId) -> None:
+        self.findings.vins[vid.source] = vid.vin
+        if self._changed(("vin", vid.source), vid.vin):
+            payload: dict[str, object] = {"vin": vid.vin, "source": vid.source}
+            self._buffer.append(Record("vehicle_id", Priority.EVENT, vid.timestamp, payload))
+
+    def _maybe_flush(self) -> None:
+        if len(self._buffer) >= FLUSH_RECORDS:
+            self.flush()

@@ -1,0 +1,3 @@
+from array import array
+
+def split_ids(ids: array) -> tuple[array, array, array, array]: ...
