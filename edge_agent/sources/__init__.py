@@ -6,7 +6,7 @@ lazily, so python-can and pyserial types never leave this package.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from edge_agent.model import RawFrame, TimedLine
 
@@ -40,6 +40,7 @@ class LineSource(Protocol):
         ...
 
 
+@runtime_checkable
 class FrameSink(Protocol):
     """Something that can transmit CAN frames (used by the OBD-II poller for requests)."""
 
