@@ -12,7 +12,7 @@ from types import MappingProxyType
 
 from edge_agent.config import AgentConfig
 from edge_agent.counters import Counters
-from edge_agent.detection import Detector
+from edge_agent.decoding.obd.poller import ObdPoller
 from edge_agent.detection.build import build_detectors
 from edge_agent.outbox import Outbox
 from edge_agent.pipeline import Pipeline
@@ -31,9 +31,10 @@ class Agent:
     counters: Counters
     outbox: Outbox
     pipeline: Pipeline
-    detectors: list[Detector]
     can: FrameSource | None
     gnss: LineSource | None
+    #: The OBD-II requester (OBD profiles only); the daemon drives it with ``drive`` after each read.
+    poller: ObdPoller | None = None
 
     def close(self) -> None:
         for source in (self.can, self.gnss):
@@ -81,11 +82,14 @@ def build_agent(config: AgentConfig) -> Agent:
     try:
         detectors = build_detectors(profile, config, counters)
         pipeline = Pipeline(profile, outbox, counters, detectors=detectors)
+        pipeline.restore_from_outbox()
         can = build_can(config, counters)
         gnss = build_gnss(config, counters)
     except Exception:
         outbox.close()
         raise
-    log.info("agent %s built: profile %s, can %s, gnss %s", config.device_id, profile.name,
-             config.can.channel if config.can else "off", config.gnss.port if config.gnss else "off")
-    return Agent(config, profile, counters, outbox, pipeline, detectors, can, gnss)
+    poller = ObdPoller(profile, counters) if profile.protocol == "obd2" and can is not None else None
+    log.info("agent %s built: profile %s, can %s, gnss %s, detectors %s", config.device_id, profile.name,
+             config.can.channel if config.can else "off", config.gnss.port if config.gnss else "off",
+             ", ".join(detectors) or "none")
+    return Agent(config, profile, counters, outbox, pipeline, can, gnss, poller)

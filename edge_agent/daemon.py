@@ -17,13 +17,18 @@ from types import FrameType
 from edge_agent import systemd
 from edge_agent.app import Agent, build_agent, profile_for
 from edge_agent.config import AgentConfig, load_config
+from edge_agent.decoding.obd.poller import drive
+from edge_agent.detection.build import build_detectors
 from edge_agent.errors import FleetError
+from edge_agent.sources import FrameSink
 from edge_agent.status import write_status
 
 log = logging.getLogger(__name__)
 
 #: Longest a CAN read blocks, so signals, flushes and GNSS are served at least this often.
 POLL_S = 0.05
+#: With an OBD-II poller the read blocks less, so responses are timed against P2 closely.
+OBD_POLL_S = 0.01
 BATCH_FRAMES = 512
 
 
@@ -56,7 +61,8 @@ class Daemon:
         try:
             config = load_config(self.config_path)
             profile = profile_for(config)
-            self.agent.pipeline.reload(profile, config)
+            detectors = build_detectors(profile, config, self.agent.counters)
+            self.agent.pipeline.replace_detectors(detectors)
         except FleetError as exc:
             log.error("reload refused, keeping the running configuration: %s", exc)
             return
@@ -90,16 +96,19 @@ class Daemon:
             if self._reload:
                 self.reload()
             if agent.can is not None:
-                frames = agent.can.read_batch(BATCH_FRAMES, POLL_S)
+                # The OBD poller must answer first frames and send requests within P2 (50 ms).
+                frames = agent.can.read_batch(BATCH_FRAMES, OBD_POLL_S if agent.poller else POLL_S)
                 if frames:
                     pipeline.on_frames(frames)
+                if agent.poller is not None and isinstance(agent.can, FrameSink):
+                    # python-can stamps received frames with time.time(); the poller shares that clock.
+                    drive(agent.poller, frames or [], agent.can, time.time())
             else:
                 time.sleep(POLL_S)
             if agent.gnss is not None:
                 lines = agent.gnss.read_lines(0.0)
                 if lines:
                     pipeline.on_lines(lines)
-            pipeline.tick(time.time())
             now = time.monotonic()
             if now >= next_flush:
                 pipeline.flush()

@@ -38,6 +38,8 @@ POSITION_RATE_HZ = 1.0
 #: Records buffered before one outbox transaction. Bounds what a power cut can take (the daemon
 #: also flushes at least once a second).
 FLUSH_RECORDS = 2000
+#: Outbox state key under which the detectors' state is committed with every flush.
+DETECTOR_STATE_KEY = "detectors"
 
 
 @dataclass(slots=True)
@@ -74,13 +76,14 @@ class Pipeline:
         self._last_position_ts = float("-inf")
         self._last_diag: dict[tuple[str, str], object] = {}
         self._last_frame_ts = 0.0
+        self._states_dirty = False
 
     # -- input -----------------------------------------------------------------------------------
 
     def on_frames(self, frames: Sequence[RawFrame]) -> None:
         if not frames:
             return
-        self.counters.inc("frames", len(frames))
+        # Sources count what they read ("frames", "lines"); the pipeline counts what it made of it.
         self._last_frame_ts = frames[-1].timestamp
         if self._obd is not None:
             self._on_obd(frames)
@@ -96,12 +99,9 @@ class Pipeline:
         self._maybe_flush()
 
     def on_lines(self, lines: Iterable[TimedLine]) -> None:
-        n = 0
         fixes: list[Fix] = []
         for line in lines:
-            n += 1
             fixes.extend(self._nmea.feed(line))
-        self.counters.inc("lines", n)
         self._on_fixes(fixes)
         self._maybe_flush()
 
@@ -122,6 +122,7 @@ class Pipeline:
     # -- detection -------------------------------------------------------------------------------
 
     def _detect(self, batch: DetectionBatch) -> None:
+        self._states_dirty = True
         events: list[Event] = []
         for detector in self.detectors.values():
             events.extend(detector.process(batch))
@@ -147,9 +148,26 @@ class Pipeline:
         self.restore_detector_states(states)
 
     def flush(self) -> None:
+        """Commit buffered records, and the detectors' state with them in the same transaction.
+
+        Committing both at once means a restart resumes detection exactly where the stored events
+        left it: an idle period that was reported as started is not reported as started again.
+        """
+        if not self._buffer and not self._states_dirty:
+            return
+        state = {DETECTOR_STATE_KEY: self.detector_states()} if self.detectors else None
         if self._buffer:
-            self._outbox.append(self._buffer)
-            self._buffer = []
+            self._outbox.append(self._buffer, state=state)
+        elif state is not None:
+            self._outbox.put_state(DETECTOR_STATE_KEY, state[DETECTOR_STATE_KEY])
+        self._buffer = []
+        self._states_dirty = False
+
+    def restore_from_outbox(self) -> None:
+        """Resume the detectors from the state the last flush committed (nothing if none)."""
+        saved = self._outbox.get_state(DETECTOR_STATE_KEY)
+        if saved:
+            self.restore_detector_states({k: v for k, v in saved.items() if isinstance(v, dict)})
 
     # -- routing ---------------------------------------------------------------------------------
 

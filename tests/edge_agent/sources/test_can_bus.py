@@ -14,7 +14,7 @@ from edge_agent.counters import Counters
 from edge_agent.errors import SourceError
 from edge_agent.model import RawFrame
 from edge_agent.sources.can_bus import MAX_CONSECUTIVE_ERRORS, CanBusSource, CanFilter
-from tests.edge_agent.sources.slcan_pty import SlcanEmulator
+from hil.slcan_adapter import SlcanEmulator
 
 
 @pytest.fixture

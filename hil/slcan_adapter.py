@@ -1,4 +1,4 @@
-"""A tiny slcan (Lawicel ASCII) adapter emulator on the master side of a real pty.
+"""A slcan (Lawicel ASCII) USB-CAN adapter emulator on the master side of a real pty, for HIL rigs and tests.
 
 python-can's ``slcan`` interface opens the slave side as if it were a USB CANable/CANUSB; this
 emulator answers setup commands (``S6``, ``O``, ``C``, ``V``, ...) with ``\\r`` like the firmware,
