@@ -31,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="as fast as possible (default) or at the captures' own pace",
     )
     replay.add_argument("--quota-bytes", type=int, help="outbox byte quota (default: the agent's)")
+    replay.add_argument("--geofences", type=Path, help="GeoJSON geofences to detect crossings of")
+    replay.add_argument("--no-detect", action="store_true", help="decode and store only; no detectors")
     run = sub.add_parser("run", help="run the agent unattended (systemd starts this)")
     run.add_argument("--config", required=True, help="agent.toml")
     status = sub.add_parser("status", help="show a running agent's counters and outbox")
@@ -68,13 +70,13 @@ def _replay(args: argparse.Namespace) -> int:
     if args.can is None and args.gnss is None:
         print("fleet-agent replay: give --can FILE, --gnss FILE, or both", file=sys.stderr)
         return 2
-    for path in (args.can, args.gnss):
+    for path in (args.can, args.gnss, args.geofences):
         if path is not None and not path.is_file():
             print(f"fleet-agent replay: {path}: no such file", file=sys.stderr)
             return 2
     options = ReplayOptions(
         profile=args.profile, db=args.db, can=args.can, gnss=args.gnss, pace=args.pace,
-        quota_bytes=args.quota_bytes,
+        quota_bytes=args.quota_bytes, detect=not args.no_detect, geofences=args.geofences,
     )
     summary = run_replay(options)
     if args.json:

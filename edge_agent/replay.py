@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge_agent.counters import Counters
+from edge_agent.detection import Detector
 from edge_agent.model import RawFrame, TimedLine
 from edge_agent.outbox import Outbox
 from edge_agent.pipeline import Pipeline
 from edge_agent.sources import FrameSource, LineSource
 from edge_agent.sources.can_replay import CanReplaySource
 from edge_agent.sources.nmea_replay import NmeaReplaySource
-from firmware_profiles import load_profile
+from firmware_profiles import Profile, load_profile
 
 BATCH_FRAMES = 512
 
@@ -32,6 +33,9 @@ class ReplayOptions:
     gnss: Path | None = None
     pace: str = "fast"  # "fast" | "realtime"
     quota_bytes: int | None = None
+    #: Run the on-vehicle detectors (idle, faults, trips; geofences with ``geofences``) as the daemon does.
+    detect: bool = True
+    geofences: Path | None = None
 
 
 def _drain(
@@ -72,6 +76,14 @@ def _drain(
             pipeline.on_frames(out_frames)
 
 
+def _detectors(options: ReplayOptions, profile: Profile, counters: Counters) -> dict[str, Detector]:
+    if not options.detect:
+        return {}
+    from edge_agent.detection.build import build_detectors
+
+    return build_detectors(profile, None, counters, geofences=options.geofences)
+
+
 def run_replay(options: ReplayOptions) -> dict[str, object]:
     """Replay the captures into the outbox at ``options.db`` and return the summary."""
     profile = load_profile(options.profile)
@@ -87,7 +99,7 @@ def run_replay(options: ReplayOptions) -> dict[str, object]:
     started_wall = time.perf_counter()
     started_cpu = time.process_time()
     try:
-        pipeline = Pipeline(profile, outbox, counters)
+        pipeline = Pipeline(profile, outbox, counters, detectors=_detectors(options, profile, counters))
         _drain(pipeline, can, gnss)
         pipeline.finish()
         elapsed = time.perf_counter() - started_wall
@@ -104,6 +116,7 @@ def run_replay(options: ReplayOptions) -> dict[str, object]:
             "fixes_rejected": snap.get("fixes_rejected", 0),
             "samples": snap.get("samples", 0),
             "samples_stored": snap.get("samples_stored", 0),
+            "events": _event_counts(outbox.counts_by_kind()),
             "dtcs": pipeline.findings.dtc_list(),
             "vins": sorted(set(pipeline.findings.vins.values())),
             "records": outbox.counts_by_kind(),
@@ -122,6 +135,12 @@ def run_replay(options: ReplayOptions) -> dict[str, object]:
         outbox.close()
 
 
+def _event_counts(records: dict[str, int]) -> dict[str, int]:
+    """Detections by kind (everything in the outbox that is not raw data)."""
+    raw = {"sample", "position", "dtc_status", "vehicle_id", "drop_report"}
+    return {k: v for k, v in records.items() if k not in raw}
+
+
 def format_summary(summary: dict[str, object]) -> str:
     """The summary as a few lines for a person at a terminal."""
     errors = summary["decode_errors"]
@@ -129,6 +148,8 @@ def format_summary(summary: dict[str, object]) -> str:
     err_text = ", ".join(f"{k} {v}" for k, v in sorted(errors.items())) or "none"
     records = summary["records"]
     assert isinstance(records, dict)
+    events = summary["events"]
+    assert isinstance(events, dict)
     rec_text = ", ".join(f"{k} {v}" for k, v in sorted(records.items())) or "none"
     dtcs = summary["dtcs"]
     assert isinstance(dtcs, list)
@@ -147,6 +168,7 @@ def format_summary(summary: dict[str, object]) -> str:
             f"{summary['fixes_rejected']} rejected",
             f"samples         {summary['samples']} decoded, {summary['samples_stored']} stored",
             f"dtcs            {dtc_text}",
+            f"events          {', '.join(f'{k} {v}' for k, v in sorted(events.items())) or 'none'}",
             f"vin             {', '.join(summary['vins']) or 'not seen'}",  # type: ignore[arg-type]
             f"outbox          {rec_text} ({summary['outbox_bytes']} bytes, "
             f"{summary['records_dropped']} dropped)",
