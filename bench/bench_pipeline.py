@@ -101,7 +101,7 @@ def _naive(capture: Path, db: Path) -> dict[str, object]:
             if message is not None:
                 try:
                     values = dbc.decode_message(message.frame_id, msg.data, decode_choices=False)
-                except Exception:  # noqa: BLE001 - a naive decoder skips what it cannot decode
+                except Exception:  # a naive decoder skips what it cannot decode
                     values = {}
                 source = f"j1939:0x{fid & 0xFF:02X}"
                 for dbc_name, name, unit in wanted[message.name]:
