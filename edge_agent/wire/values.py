@@ -1,0 +1,149 @@
+"""The generic canonical form of a JSON-like value (any record kind without a columnar codec).
+
+A small CBOR-like tagged encoding, canonical by construction: dict keys are written in sorted
+order (and a decoder accepts nothing else), every NaN is written as the one quiet NaN
+0x7FF8000000000000, ints are zigzag varints of any size up to ``MAX_INT_BITS``, and strings are
+indices into the batch's string table (each distinct string is stored once, in order of first
+use, so repeated keys such as "source" cost one byte after the first).
+
+Tags: 0 None, 1 False, 2 True, 3 int, 4 float (IEEE 754 binary64, big-endian), 5 str, 6 list,
+7 dict. Unlike JSON, NaN and the infinities survive, and int and float stay distinct (1 vs 1.0).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from edge_agent.wire.errors import InvalidRecord, WireError
+from edge_agent.wire.varint import MAX_INT_BITS, Reader, Writer
+
+#: Nesting deeper than this is refused on both sides (a bounded decoder recursion).
+MAX_DEPTH = 32
+#: Longest single string (UTF-8 bytes); larger blobs do not belong in telemetry records.
+MAX_STRING_BYTES = 1 << 20
+
+T_NONE, T_FALSE, T_TRUE, T_INT, T_FLOAT, T_STR, T_LIST, T_DICT = range(8)
+_CANONICAL_NAN = bytes.fromhex("7ff8000000000000")
+
+
+class StringTable:
+    """Encoder side: assigns each distinct string an index in order of first use."""
+
+    __slots__ = ("index", "strings")
+
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}
+        self.strings: list[str] = []
+
+    def ref(self, s: str) -> int:
+        i = self.index.get(s)
+        if i is None:
+            i = self.index[s] = len(self.strings)
+            self.strings.append(s)
+        return i
+
+    def write(self, w: Writer) -> None:
+        w.uvarint(len(self.strings))
+        for s in self.strings:
+            data = s.encode("utf-8", "surrogatepass")
+            if len(data) > MAX_STRING_BYTES:
+                raise InvalidRecord(f"a string of {len(data)} bytes exceeds MAX_STRING_BYTES={MAX_STRING_BYTES}")
+            w.blob(data)
+
+
+def read_string_table(r: Reader) -> list[str]:
+    n = r.count(r.remaining(), "string count")  # every string costs at least its length byte
+    out: list[str] = []
+    seen: set[str] = set()
+    for _ in range(n):
+        try:
+            s = r.blob(MAX_STRING_BYTES).decode("utf-8", "surrogatepass")
+        except UnicodeDecodeError as exc:
+            raise WireError("malformed", f"string table: {exc}") from None
+        if s in seen:
+            raise WireError("malformed", "string table repeats a string")
+        seen.add(s)
+        out.append(s)
+    return out
+
+
+def string_at(strings: list[str], i: int) -> str:
+    if i >= len(strings):
+        raise WireError("malformed", f"string index {i} outside a table of {len(strings)}")
+    return strings[i]
+
+
+def write_value(w: Writer, table: StringTable, value: Any, depth: int = 0) -> None:
+    if depth > MAX_DEPTH:
+        raise InvalidRecord(f"payload nesting deeper than MAX_DEPTH={MAX_DEPTH}")
+    if value is None:
+        w.uvarint(T_NONE)
+    elif value is True or value is False:
+        w.uvarint(T_TRUE if value else T_FALSE)
+    elif isinstance(value, int):
+        if value.bit_length() > MAX_INT_BITS:
+            raise InvalidRecord(f"an int of {value.bit_length()} bits exceeds MAX_INT_BITS={MAX_INT_BITS}")
+        w.uvarint(T_INT)
+        w.svarint(int(value))
+    elif isinstance(value, float):
+        w.uvarint(T_FLOAT)
+        if math.isnan(value):
+            w.raw(_CANONICAL_NAN)
+        else:
+            w.f64(value)
+    elif isinstance(value, str):
+        w.uvarint(T_STR)
+        w.uvarint(table.ref(value))
+    elif isinstance(value, list | tuple):
+        w.uvarint(T_LIST)
+        w.uvarint(len(value))
+        for item in value:
+            write_value(w, table, item, depth + 1)
+    elif isinstance(value, dict):
+        for key in value:
+            if not isinstance(key, str):
+                raise InvalidRecord(f"dict key {key!r} is not a str")
+        w.uvarint(T_DICT)
+        w.uvarint(len(value))
+        for key in sorted(value):
+            w.uvarint(table.ref(key))
+            write_value(w, table, value[key], depth + 1)
+    else:
+        raise InvalidRecord(f"a {type(value).__name__} is not JSON-like")
+
+
+def read_value(r: Reader, strings: list[str], depth: int = 0) -> Any:
+    if depth > MAX_DEPTH:
+        raise WireError("malformed", f"nesting deeper than MAX_DEPTH={MAX_DEPTH}")
+    tag = r.uvarint()
+    if tag == T_NONE:
+        return None
+    if tag == T_FALSE:
+        return False
+    if tag == T_TRUE:
+        return True
+    if tag == T_INT:
+        n = r.svarint()
+        if n.bit_length() > MAX_INT_BITS:
+            raise WireError("malformed", f"an int of {n.bit_length()} bits")
+        return n
+    if tag == T_FLOAT:
+        return r.f64()
+    if tag == T_STR:
+        return string_at(strings, r.uvarint())
+    if tag == T_LIST:
+        n = r.count(r.remaining(), "list length")
+        return [read_value(r, strings, depth + 1) for _ in range(n)]
+    if tag == T_DICT:
+        n = r.count(r.remaining(), "dict size")
+        out: dict[str, Any] = {}
+        last: str | None = None
+        for _ in range(n):
+            key = string_at(strings, r.uvarint())
+            if last is not None and key <= last:
+                raise WireError("malformed", "dict keys not in strictly sorted order")
+            last = key
+            out[key] = read_value(r, strings, depth + 1)
+        return out
+    raise WireError("malformed", f"unknown value tag {tag}")
