@@ -1,0 +1,401 @@
+"""``Outbox``: the durable SQLite buffer between the pipeline and the uplink.
+
+One ``append`` is one transaction (records, drop report, totals and optional state together), so a
+power cut leaves either all of it or none. Rows move pending -> in flight (``claim``) -> deleted
+(``delete``, on the cloud's ack) or back to pending (``release``, or reopening after a crash).
+
+SQL rows stop here: callers see ``Record`` going in and ``StoredRecord`` coming out. One process
+owns an outbox file (opening it resets every in-flight row); a lock makes one ``Outbox`` safe to share
+between the pipeline thread and an uplink thread.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from edge_agent.counters import Counters
+from edge_agent.errors import OutboxError
+from edge_agent.model import Priority, Record
+from edge_agent.outbox.quota import (
+    DROP_REPORT_KIND,
+    INCOMING,
+    REASON_DISK_FULL,
+    REASON_QUOTA,
+    STORED,
+    Candidate,
+    DropTally,
+    eviction_order,
+)
+from edge_agent.outbox.rows import Prepared, StoredRecord, encode, prepare, row_size
+from edge_agent.outbox.schema import open_database
+
+log = logging.getLogger(__name__)
+
+#: Times an append that hit a full disk evicts and retries before giving up with OutboxError.
+DISK_FULL_RETRIES = 5
+#: Least the first disk-full eviction frees (bytes); each retry doubles it, since freed row bytes
+#: only become free pages once whole pages empty.
+DISK_FULL_MIN_EVICT_BYTES = 64 * 1024
+
+_CLAIM_COLUMNS = "id, kind, priority, ts, received_at, payload, size"
+_EVICT_SQL = (
+    "SELECT priority, 0, id, kind, ts, size FROM records "
+    f"WHERE in_flight = 0 AND kind != '{DROP_REPORT_KIND}' ORDER BY priority, id"
+)
+_PENDING_REPORT_SQL = (
+    "SELECT id, payload, size FROM records "
+    f"WHERE kind = '{DROP_REPORT_KIND}' AND in_flight = 0 AND json_extract(payload, '$.reason') = ? "
+    "ORDER BY id DESC LIMIT 1"
+)
+_TOTALS_SQL = (
+    "INSERT INTO kind_totals (kind, rows, bytes) VALUES (?, ?, ?) "
+    "ON CONFLICT (kind) DO UPDATE SET rows = rows + excluded.rows, bytes = bytes + excluded.bytes"
+)
+
+
+def _is_disk_full(exc: sqlite3.Error) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "full" in str(exc).lower()
+
+
+class Outbox:
+    """Durable, quota-bounded, priority-ordered store of records waiting for the cloud."""
+
+    def __init__(
+        self, path: str | Path, *, quota_bytes: int | None = None, counters: Counters | None = None
+    ) -> None:
+        if quota_bytes is not None and quota_bytes <= 0:
+            raise OutboxError(f"outbox quota_bytes must be positive, got {quota_bytes}")
+        self.path = Path(path)
+        self.quota_bytes = quota_bytes
+        self.counters = counters if counters is not None else Counters()
+        self._lock = threading.RLock()
+        self._db = open_database(self.path)
+        self._conn: sqlite3.Connection | None = self._db.conn
+        with self._write() as cur:
+            # Rows claimed by an uplink that died with us were never acked: send them again.
+            reset = cur.execute("UPDATE records SET in_flight = 0 WHERE in_flight = 1").rowcount
+        if reset:
+            log.info("outbox %s: %d in-flight rows back to pending after restart", self.path, reset)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> Outbox:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise OutboxError(f"outbox {self.path} is closed")
+        return self._conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Cursor]:
+        """One IMMEDIATE transaction (the write lock up front), rolled back on any error."""
+        with self._lock:
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn.cursor()
+                conn.execute("COMMIT")
+            except BaseException:
+                # SQLITE_FULL may already have rolled the transaction back.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    def _read(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            try:
+                return list(self._connection().execute(sql, params))
+            except sqlite3.Error as exc:
+                raise OutboxError(f"outbox {self.path}: read failed: {exc}") from exc
+
+    # -- append ----------------------------------------------------------------------------------
+
+    def append(self, records: Sequence[Record], *, state: Mapping[str, Mapping[str, object]] | None = None) -> None:
+        """Store ``records`` (and ``state`` key -> JSON document) in one transaction.
+
+        Records that cannot be stored (payload not JSON, timestamp not finite) are counted under
+        ``decode_errors["outbox_bad_record"]`` and skipped. Over the quota, the lowest-priority,
+        oldest rows (possibly records of this append) are evicted into the drop report. On a full
+        disk, rows are evicted (reason ``disk_full``) and the append retried; ``OutboxError`` if the
+        disk stays full. A failed append changes nothing.
+        """
+        rows: list[Prepared] = []
+        for r in records:
+            row = prepare(r.kind, r.priority, r.timestamp, r.payload)
+            if row is None:
+                self.counters.decode_error("outbox_bad_record")
+                log.warning("outbox: skipped unstorable %r record at %r", r.kind, r.timestamp)
+            else:
+                rows.append(row)
+        states = self._encode_state(state or {})
+        if not rows and not states:
+            return
+        incoming = sum(r.size for r in rows)
+        for attempt in range(DISK_FULL_RETRIES + 1):
+            try:
+                with self._write() as cur:
+                    dropped = self._append_in(cur, rows, incoming, states)
+                break
+            except sqlite3.Error as exc:
+                if not _is_disk_full(exc):
+                    raise OutboxError(f"outbox {self.path}: append failed: {exc}") from exc
+                if attempt == DISK_FULL_RETRIES:
+                    raise OutboxError(
+                        f"outbox {self.path}: disk full; {len(rows)} records not stored after "
+                        f"{DISK_FULL_RETRIES} evictions (stored rows are intact)"
+                    ) from exc
+                target = max(incoming, DISK_FULL_MIN_EVICT_BYTES) << attempt
+                freed = self._evict_for_disk_full(target)
+                log.warning("outbox %s: disk full, evicted %d bytes and retrying", self.path, freed)
+                if freed == 0:
+                    raise OutboxError(
+                        f"outbox {self.path}: disk full and nothing left to evict (every row is in flight "
+                        f"or a drop report); {len(rows)} records not stored"
+                    ) from exc
+        self.counters.inc("records_appended", len(rows))
+        if dropped:
+            self.counters.inc("records_dropped", dropped)
+
+    def _append_in(self, cur: sqlite3.Cursor, rows: list[Prepared], incoming: int,
+                   states: list[tuple[str, str, float]]) -> int:
+        """The body of one append transaction; returns how many rows (stored or new) were evicted."""
+        dropped = 0
+        if self.quota_bytes is not None and rows:
+            excess = self._bytes(cur) + incoming - self.quota_bytes
+            if excess > 0:
+                new = (Candidate(r.priority, INCOMING, i, r.kind, r.ts, r.size)
+                       for i, r in enumerate(rows) if r.kind != DROP_REPORT_KIND)
+                tally, evicted = self._evict(cur, REASON_QUOTA, excess, new)
+                if tally.count:
+                    skip = {c.order for c in evicted if c.age == INCOMING}
+                    if skip:
+                        rows = [r for i, r in enumerate(rows) if i not in skip]
+                    dropped = tally.count
+        if rows:
+            now = time.time()
+            cur.executemany(
+                "INSERT INTO records (kind, priority, ts, received_at, size, payload) VALUES (?, ?, ?, ?, ?, ?)",
+                [(r.kind, r.priority, r.ts, now, r.size, r.payload) for r in rows],
+            )
+            self._add_totals(cur, ((r.kind, r.size) for r in rows), +1)
+        if states:
+            cur.executemany(
+                "INSERT INTO state (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) "
+                "DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                states,
+            )
+        return dropped
+
+    def _evict(self, cur: sqlite3.Cursor, reason: str, excess: int,
+               incoming: Iterable[Candidate] = ()) -> tuple[DropTally, list[Candidate]]:
+        """Evict at least ``excess`` bytes (plus the drop report's growth) in eviction order.
+
+        Deletes the stored victims and writes the drop report; returns the tally and every victim
+        (the caller leaves out the victims that were records of its own append).
+        """
+        tally = DropTally(reason)
+        evicted: list[Candidate] = []
+        report = cur.execute(_PENDING_REPORT_SQL, (reason,)).fetchone()
+        old_payload: dict[str, object] | None = json.loads(report[1]) if report else None
+        old_size = int(report[2]) if report else 0
+        # The report grows as kinds are added: once enough is freed, check its real size, go on if short.
+        growth = 0
+        freed = 0
+        reader = self._connection().execute(_EVICT_SQL)
+        try:
+            for victim in eviction_order((Candidate(*row) for row in reader), incoming):
+                tally.add(victim)
+                evicted.append(victim)
+                freed += victim.size
+                if freed >= excess + growth:
+                    growth = row_size(DROP_REPORT_KIND, encode(tally.merged_into(old_payload))) - old_size
+                    if freed >= excess + growth:
+                        break
+        finally:
+            reader.close()
+        # Exhausting the candidates is allowed: drop reports and rows in flight may exceed the quota.
+        if not tally.count:
+            return tally, evicted
+        new_payload = tally.merged_into(old_payload)
+        victims = [c for c in evicted if c.age == STORED]
+        if victims:
+            cur.executemany("DELETE FROM records WHERE id = ?", [(c.order,) for c in victims])
+            self._add_totals(cur, ((c.kind, c.size) for c in victims), -1)
+        text = encode(new_payload)
+        size = row_size(DROP_REPORT_KIND, text)
+        ts = new_payload["last_ts"]
+        assert isinstance(ts, float)
+        if report:
+            cur.execute("UPDATE records SET payload = ?, size = ?, ts = ?, received_at = ? WHERE id = ?",
+                        (text, size, ts, time.time(), report[0]))
+            self._add_totals(cur, [(DROP_REPORT_KIND, size - old_size)], 0)
+        else:
+            cur.execute(
+                "INSERT INTO records (kind, priority, ts, received_at, size, payload) VALUES (?, ?, ?, ?, ?, ?)",
+                (DROP_REPORT_KIND, int(Priority.DROP_REPORT), ts, time.time(), size, text),
+            )
+            self._add_totals(cur, [(DROP_REPORT_KIND, size)], +1)
+        # At the quota every append evicts; say so once per drop report, not once per append.
+        log.log(logging.DEBUG if report else logging.WARNING, "outbox %s: evicted %d records (%d bytes) for %s",
+                self.path, tally.count, tally.bytes, reason)
+        return tally, evicted
+
+    def _evict_for_disk_full(self, target: int) -> int:
+        """Evict about ``target`` bytes of stored rows in their own transaction; returns bytes freed."""
+        try:
+            with self._write() as cur:
+                tally, _ = self._evict(cur, REASON_DISK_FULL, target)
+        except sqlite3.Error as exc:
+            raise OutboxError(f"outbox {self.path}: disk full, and evicting to make room failed: {exc}") from exc
+        if tally.count:
+            self.counters.inc("records_dropped", tally.count)
+        return tally.bytes
+
+    @staticmethod
+    def _add_totals(cur: sqlite3.Cursor, rows: Iterable[tuple[str, int]], sign: int) -> None:
+        """Add (sign=+1) or remove (-1) rows of (kind, size) from kind_totals; sign 0 adds bytes only."""
+        totals: dict[str, list[int]] = {}
+        for kind, size in rows:
+            t = totals.get(kind)
+            if t is None:
+                totals[kind] = [sign, size if sign >= 0 else -size]
+            else:
+                t[0] += sign
+                t[1] += size if sign >= 0 else -size
+        cur.executemany(_TOTALS_SQL, [(k, n, b) for k, (n, b) in totals.items()])
+
+    @staticmethod
+    def _bytes(cur: sqlite3.Cursor) -> int:
+        return int(cur.execute("SELECT COALESCE(SUM(bytes), 0) FROM kind_totals").fetchone()[0])
+
+    # -- uplink ----------------------------------------------------------------------------------
+
+    def claim(self, limit: int, *, max_bytes: int | None = None, min_priority: int | None = None) -> list[StoredRecord]:
+        """Mark up to ``limit`` pending rows in flight and return them, highest priority then oldest first.
+
+        ``max_bytes`` bounds the sum of their sizes, except that the first row is always returned (a
+        row larger than a batch must still leave). ``min_priority`` skips lower-priority rows.
+        """
+        if limit <= 0:
+            return []
+        out: list[StoredRecord] = []
+        total = 0
+        try:
+            with self._write() as cur:
+                ceiling: int | None = None
+                while len(out) < limit:
+                    # Walk priorities downwards through the (priority, id) index: O(log n) per level.
+                    row = cur.execute(
+                        "SELECT MAX(priority) FROM records WHERE in_flight = 0"
+                        + ("" if ceiling is None else " AND priority < ?"),
+                        () if ceiling is None else (ceiling,),
+                    ).fetchone()
+                    if row[0] is None or (min_priority is not None and row[0] < min_priority):
+                        break
+                    ceiling = int(row[0])
+                    full = False
+                    for rid, kind, prio, ts, received, payload, size in cur.execute(
+                        f"SELECT {_CLAIM_COLUMNS} FROM records WHERE in_flight = 0 AND priority = ? "
+                        "ORDER BY id LIMIT ?", (ceiling, limit - len(out)),
+                    ).fetchall():
+                        if max_bytes is not None and out and total + size > max_bytes:
+                            full = True
+                            break
+                        total += size
+                        out.append(StoredRecord(rid, kind, prio, ts, received, json.loads(payload), size))
+                    if full:
+                        break
+                cur.executemany("UPDATE records SET in_flight = 1 WHERE id = ?", [(r.id,) for r in out])
+        except sqlite3.Error as exc:
+            raise OutboxError(f"outbox {self.path}: claim failed: {exc}") from exc
+        return out
+
+    def release(self, ids: Iterable[int]) -> None:
+        """Put claimed rows back to pending (the uplink gave up on them for now)."""
+        params = [(int(i),) for i in ids]
+        try:
+            with self._write() as cur:
+                cur.executemany("UPDATE records SET in_flight = 0 WHERE id = ? AND in_flight = 1", params)
+        except sqlite3.Error as exc:
+            raise OutboxError(f"outbox {self.path}: release failed: {exc}") from exc
+
+    def delete(self, ids: Iterable[int]) -> None:
+        """Remove rows for good (the cloud acked them). Unknown ids are ignored."""
+        id_list = json.dumps([int(i) for i in ids])
+        try:
+            with self._write() as cur:
+                gone = cur.execute(
+                    "SELECT kind, size FROM records WHERE id IN (SELECT value FROM json_each(?))", (id_list,)
+                ).fetchall()
+                cur.execute("DELETE FROM records WHERE id IN (SELECT value FROM json_each(?))", (id_list,))
+                self._add_totals(cur, gone, -1)
+        except sqlite3.Error as exc:
+            raise OutboxError(f"outbox {self.path}: delete failed: {exc}") from exc
+
+    # -- state -----------------------------------------------------------------------------------
+
+    def _encode_state(self, state: Mapping[str, Mapping[str, object]]) -> list[tuple[str, str, float]]:
+        now = time.time()
+        out = []
+        for key, value in state.items():
+            try:
+                out.append((str(key), encode(value), now))
+            except (TypeError, ValueError, RecursionError) as exc:
+                raise OutboxError(f"outbox state {key!r} is not JSON-serialisable: {exc}") from exc
+        return out
+
+    def get_state(self, key: str) -> dict[str, object] | None:
+        rows = self._read("SELECT value FROM state WHERE key = ?", (key,))
+        if not rows:
+            return None
+        value = json.loads(str(rows[0][0]))
+        return value if isinstance(value, dict) else None
+
+    def put_state(self, key: str, value: Mapping[str, object]) -> None:
+        self.append([], state={key: value})
+
+    # -- inspection ------------------------------------------------------------------------------
+
+    def depth(self) -> int:
+        """Rows stored (pending and in flight, drop reports included)."""
+        return int(self._read("SELECT COALESCE(SUM(rows), 0) FROM kind_totals")[0][0])
+
+    def bytes_used(self) -> int:
+        """Bytes the quota charges for the stored rows (see ``rows.row_size``); not the file size."""
+        return int(self._read("SELECT COALESCE(SUM(bytes), 0) FROM kind_totals")[0][0])
+
+    def counts_by_kind(self) -> dict[str, int]:
+        rows = self._read("SELECT kind, rows FROM kind_totals WHERE rows > 0 ORDER BY kind")
+        return {str(k): int(n) for k, n in rows}
+
+    def check(self) -> str:
+        """``PRAGMA integrity_check`` ("ok" when sound), then the per-kind totals against the rows."""
+        result = "\n".join(str(r[0]) for r in self._read("PRAGMA integrity_check"))
+        if result != "ok":
+            return result
+        actual = self._read("SELECT kind, COUNT(*), SUM(size) FROM records GROUP BY kind ORDER BY kind")
+        kept = self._read("SELECT kind, rows, bytes FROM kind_totals WHERE rows != 0 OR bytes != 0 ORDER BY kind")
+        if actual != kept:
+            return f"kind_totals disagree with records: totals {kept}, rows {actual}"
+        return "ok"
