@@ -39,6 +39,7 @@ COUNTER_DOCS: dict[str, str] = {
     "obd_flow_controls": "ISO-TP flow-control frames the poller sent to let a responder continue.",
     "can_error_frames": "CAN error frames seen on a bus or in a capture; skipped (the bus state tells more).",
     "can_remote_frames": "CAN remote (RTR) frames seen on a bus or in a capture; skipped (they carry no data).",
+    "geofence_fixes_ignored": "Fixes the geofence detector skipped: invalid, no position, or below its quality bar.",
 }
 
 DECODE_ERROR_DOCS: dict[str, str] = {

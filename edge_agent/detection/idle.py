@@ -1,0 +1,172 @@
+"""Idle detection: the engine running while the vehicle stands still, for at least a set time.
+
+At every engine, wheel-speed, PTO and fuel-rate sample the detector evaluates "idle" from the latest
+value of each (a value older than ``STALE_S`` of bus time is unknown): engine speed above
+``idle_engine_speed_rpm``, wheel speed at most ``idle_max_wheel_speed_kmh`` and GNSS speed at most
+``idle_max_gnss_speed_mps`` (either one moving means moving; at least one must say still), and the
+PTO not engaged (a PTO driving a pump or crane is work, not idle). ``native/runs`` then finds the runs
+lasting ``idle_min_duration_s`` and integrates the fuel rate over them, falling back to the profile's
+``idle_fuel_rate_lph`` estimate where the bus gives no rate.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections.abc import Mapping
+
+import native
+from edge_agent.counters import Counters
+from edge_agent.detection import DetectionBatch
+from edge_agent.detection.clock import MonoClock
+from edge_agent.model import Event, Fix, Priority
+from native.runs_py import EV_STARTED, STATE_LEN, new_state
+
+#: A value older than this (seconds of bus time) is unknown: a sensor that stopped reporting.
+STALE_S = 10.0
+#: Bus silence longer than this ends an idle period at the last sample (ignition off, agent down).
+MAX_GAP_S = 30.0
+#: A moving blip shorter than this (one noisy wheel-speed sample) does not split an idle period.
+DEFAULT_END_DEBOUNCE_S = 5.0
+#: SAE J1939-71 SPN 976 (PTO governor state): 0 off/disabled, 3 standby, 4 remote standby are not
+#: engaged; 31 is "not available"; every other state (hold, set, resume, ...) is the PTO working.
+PTO_NOT_ENGAGED = frozenset({0, 3, 4})
+PTO_NOT_AVAILABLE = 31
+
+SIGNALS = ("engine_speed", "wheel_speed", "pto_state", "fuel_rate")
+REQUIRED = ("idle_engine_speed_rpm", "idle_min_duration_s")
+
+
+def _state_array(raw: object) -> array:
+    if isinstance(raw, list) and len(raw) == STATE_LEN and all(isinstance(v, int | float) for v in raw):
+        return array("d", [float(v) for v in raw])
+    return new_state()
+
+
+class IdleDetector:
+    """``idle_started`` / ``idle_ended`` events (Priority.EVENT) with duration, fuel and location."""
+
+    def __init__(self, thresholds: Mapping[str, float], counters: Counters | None = None) -> None:
+        missing = [k for k in REQUIRED if k not in thresholds]
+        if missing:
+            raise ValueError(f"idle detection needs thresholds {', '.join(missing)}")
+        self.engine_rpm = thresholds["idle_engine_speed_rpm"]
+        self.min_duration_s = thresholds["idle_min_duration_s"]
+        self.max_wheel_kmh = thresholds.get("idle_max_wheel_speed_kmh", 1.0)
+        self.max_gnss_mps = thresholds.get("idle_max_gnss_speed_mps", 0.5)
+        self.estimate_lph = thresholds.get("idle_fuel_rate_lph")
+        self.end_debounce_s = thresholds.get("idle_end_debounce_s", DEFAULT_END_DEBOUNCE_S)
+        self._counters = counters or Counters()
+        self._clock = MonoClock(MAX_GAP_S)
+        # Latest value of each signal and the bus-clock time it arrived.
+        self._held: dict[str, tuple[float, float, str]] = {}
+        self._gnss: tuple[float, float] | None = None  # (speed m/s, bus time when received)
+        self._where: tuple[float, float] | None = None
+        self._fuel_state = new_state()
+        self._est_state = new_state()
+
+    def _fresh(self, name: str, now: float) -> float | None:
+        held = self._held.get(name)
+        return held[0] if held is not None and now - held[1] <= STALE_S else None
+
+    def _idle_now(self, now: float) -> bool:
+        rpm = self._fresh("engine_speed", now)
+        if rpm is None or rpm <= self.engine_rpm:
+            return False
+        wheel = self._fresh("wheel_speed", now)
+        gnss = self._gnss[0] if self._gnss is not None and now - self._gnss[1] <= STALE_S else None
+        if (wheel is not None and wheel > self.max_wheel_kmh) or (gnss is not None and gnss > self.max_gnss_mps):
+            return False
+        if wheel is None and gnss is None:
+            return False  # nothing says the vehicle is still
+        pto = self._fresh("pto_state", now)
+        return not (pto is not None and int(pto) not in PTO_NOT_ENGAGED and int(pto) != PTO_NOT_AVAILABLE)
+
+    def _on_fix(self, fix: Fix) -> None:
+        if not fix.valid or not (math.isfinite(fix.lat) and math.isfinite(fix.lon)):
+            return
+        self._where = (fix.lat, fix.lon)
+        if fix.speed_mps is not None:
+            self._gnss = (fix.speed_mps, self._clock.now)
+
+    def process(self, batch: DetectionBatch) -> list[Event]:
+        for fix in batch.fixes:
+            self._on_fix(fix)
+        samples = [s for s in batch.samples if s.signal in SIGNALS and math.isfinite(s.value)]
+        if not samples:
+            return []
+        ts, cond, fuel, est = array("d"), array("B"), array("d"), array("d")
+        for s in samples:
+            now = self._clock.advance(s.timestamp)
+            self._held[s.signal] = (s.value, now, s.source)
+            ts.append(s.timestamp)
+            cond.append(self._idle_now(now))
+            rate = self._fresh("fuel_rate", now)
+            if rate is not None:
+                fuel.append(rate)
+                est.append(0.0)
+            else:
+                fuel.append(self.estimate_lph if self.estimate_lph is not None else 0.0)
+                est.append(1.0)
+        runs = native.kernel("runs")
+        idx, kind, on, off, acc, mono, self._fuel_state = runs.find_runs(
+            ts, cond, fuel, self._fuel_state, self.min_duration_s, self.end_debounce_s, MAX_GAP_S
+        )
+        *_, est_acc, _, self._est_state = runs.find_runs(
+            ts, cond, est, self._est_state, self.min_duration_s, self.end_debounce_s, MAX_GAP_S
+        )
+        return [self._event(idx[k], kind[k], on[k], off[k], acc[k], est_acc[k], ts, mono) for k in range(len(idx))]
+
+    def _event(
+        self, i: int, kind: int, on: float, off: float, fuel_acc: float, est_s: float, ts: array, mono: array
+    ) -> Event:
+        # Bus times of the run's edges, from the deciding sample back along the monotonic clock.
+        started_at = ts[i] - (mono[i] - on)
+        duration = max(off - on, 0.0)
+        engine = self._held.get("engine_speed")
+        payload: dict[str, object] = {
+            "started_at": started_at,
+            "duration_s": round(duration, 3),
+            "lat": self._where[0] if self._where else None,
+            "lon": self._where[1] if self._where else None,
+            "source": engine[2] if engine else "",
+        }
+        if est_s <= 0.0:
+            fuel_source = "measured"
+        elif est_s < duration - 1e-6:
+            fuel_source = "mixed" if self.estimate_lph is not None else "partial"
+        else:
+            fuel_source = "estimated" if self.estimate_lph is not None else "none"
+        payload["fuel_l"] = None if fuel_source == "none" else round(fuel_acc / 3600.0, 4)
+        payload["fuel_source"] = fuel_source
+        if kind == EV_STARTED:
+            return Event(ts[i], "idle_started", Priority.EVENT, payload)
+        payload["ended_at"] = ts[i] - (mono[i] - off)
+        return Event(ts[i], "idle_ended", Priority.EVENT, payload)
+
+    def state(self) -> dict[str, object]:
+        return {
+            "clock": self._clock.state(),
+            "fuel_runs": list(self._fuel_state),
+            "estimate_runs": list(self._est_state),
+            "held": {k: list(v) for k, v in self._held.items()},
+            "gnss": list(self._gnss) if self._gnss else None,
+            "where": list(self._where) if self._where else None,
+        }
+
+    def restore(self, state: dict[str, object]) -> None:
+        clock = state.get("clock")
+        if isinstance(clock, dict):
+            self._clock.restore(clock)
+        self._fuel_state = _state_array(state.get("fuel_runs"))
+        self._est_state = _state_array(state.get("estimate_runs"))
+        held = state.get("held")
+        if isinstance(held, dict):
+            for name, raw in held.items():
+                if name in SIGNALS and isinstance(raw, list) and len(raw) == 3:
+                    self._held[name] = (float(raw[0]), float(raw[1]), str(raw[2]))
+        gnss, where = state.get("gnss"), state.get("where")
+        if isinstance(gnss, list) and len(gnss) == 2:
+            self._gnss = (float(gnss[0]), float(gnss[1]))
+        if isinstance(where, list) and len(where) == 2:
+            self._where = (float(where[0]), float(where[1]))

@@ -1,0 +1,207 @@
+"""Trips and meter readings: engine on to engine off, odometer and engine hours for maintenance.
+
+A trip is a run of "engine running" (engine speed above ``trip_engine_on_rpm``, default the idle
+threshold) found by ``native/runs``: it starts once the engine has run ``trip_min_duration_s`` and
+ends when the engine has been off for ``trip_end_debounce_s`` or the bus fell silent (ignition off
+stops the ECUs talking). Distance and fuel come from the bus's odometer and total-fuel counters where
+it has them, else from integrating wheel speed (GNSS speed when the bus has none) and fuel rate.
+
+``meter`` events carry ``odometer_km`` and ``engine_hours`` at every trip end and, while driving, at
+most every ``meter_interval_s``: from the bus where it reports them, else from the integrated
+distance and the engine's run time, accumulated across trips and restarts.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections.abc import Mapping
+
+import native
+from edge_agent.counters import Counters
+from edge_agent.detection import DetectionBatch
+from edge_agent.detection.clock import MonoClock
+from edge_agent.model import Event, Priority
+from native.runs_py import EV_STARTED, S_ACC, S_ACTIVE, S_GAP_ACC, S_IN_GAP, S_ON, STATE_LEN, new_state
+
+DEFAULT_RUNNING_RPM = 300.0
+DEFAULT_MIN_DURATION_S = 60.0
+#: A stall at the lights or an engine stop-start pause is not the end of a trip.
+DEFAULT_END_DEBOUNCE_S = 120.0
+DEFAULT_METER_INTERVAL_S = 900.0
+#: Bus silence longer than this is the ignition off: the trip ended with the last sample.
+MAX_GAP_S = 60.0
+STALE_S = 10.0
+SIGNALS = ("engine_speed", "wheel_speed", "fuel_rate", "odometer", "engine_hours", "total_fuel_used")
+#: Multipliers to our meter units (km, h, L) from the units profiles use.
+TO_KM = {"m": 0.001, "km": 1.0}
+TO_H = {"h": 1.0, "s": 1.0 / 3600.0, "min": 1.0 / 60.0}
+
+
+def _floats(raw: object, n: int) -> list[float] | None:
+    if isinstance(raw, list) and len(raw) == n and all(isinstance(v, int | float) for v in raw):
+        return [float(v) for v in raw]
+    return None
+
+
+class TripDetector:
+    """``trip_started`` / ``trip_ended`` and ``meter`` events (Priority.EVENT)."""
+
+    def __init__(self, thresholds: Mapping[str, float], counters: Counters | None = None) -> None:
+        self.running_rpm = thresholds.get("trip_engine_on_rpm", thresholds.get("idle_engine_speed_rpm",
+                                                                                DEFAULT_RUNNING_RPM))
+        self.min_duration_s = thresholds.get("trip_min_duration_s", DEFAULT_MIN_DURATION_S)
+        self.end_debounce_s = thresholds.get("trip_end_debounce_s", DEFAULT_END_DEBOUNCE_S)
+        self.meter_interval_s = thresholds.get("meter_interval_s", DEFAULT_METER_INTERVAL_S)
+        self._counters = counters or Counters()
+        self._clock = MonoClock(MAX_GAP_S)
+        self._held: dict[str, tuple[float, float]] = {}  # signal -> (value in our unit, bus time)
+        self._gnss: tuple[float, float] | None = None
+        self._where: tuple[float, float] | None = None
+        self._dist_state, self._fuel_state = new_state(), new_state()
+        # Meters integrated where the bus has none (km, h), excluding the trip in progress.
+        self._odo_base_km = 0.0
+        self._hours_base = 0.0
+        self._last_meter = -math.inf
+        self._trip: dict[str, object] = {}
+
+    def _fresh(self, name: str, now: float) -> float | None:
+        held = self._held.get(name)
+        return held[0] if held is not None and now - held[1] <= STALE_S else None
+
+    def process(self, batch: DetectionBatch) -> list[Event]:
+        for fix in batch.fixes:
+            if fix.valid and math.isfinite(fix.lat) and math.isfinite(fix.lon):
+                self._where = (fix.lat, fix.lon)
+                if fix.speed_mps is not None:
+                    self._gnss = (fix.speed_mps * 3.6, self._clock.now)
+        samples = [s for s in batch.samples if s.signal in SIGNALS and math.isfinite(s.value)]
+        if not samples:
+            return []
+        ts, cond, speed, fuel = array("d"), array("B"), array("d"), array("d")
+        for s in samples:
+            now = self._clock.advance(s.timestamp)
+            scale = TO_KM.get(s.unit, 1.0) if s.signal == "odometer" else (
+                TO_H.get(s.unit, 1.0) if s.signal == "engine_hours" else 1.0)
+            self._held[s.signal] = (s.value * scale, now)
+            rpm = self._fresh("engine_speed", now)
+            ts.append(s.timestamp)
+            cond.append(rpm is not None and rpm > self.running_rpm)
+            wheel = self._fresh("wheel_speed", now)
+            gnss = self._gnss[0] if self._gnss is not None and now - self._gnss[1] <= STALE_S else None
+            speed.append(wheel if wheel is not None else gnss if gnss is not None else 0.0)
+            rate = self._fresh("fuel_rate", now)
+            fuel.append(rate if rate is not None else math.nan)
+        runs = native.kernel("runs")
+        idx, kind, on, off, dist, mono, self._dist_state = runs.find_runs(
+            ts, cond, speed, self._dist_state, self.min_duration_s, self.end_debounce_s, MAX_GAP_S
+        )
+        *_, fuel_acc, _, self._fuel_state = runs.find_runs(
+            ts, cond, fuel, self._fuel_state, self.min_duration_s, self.end_debounce_s, MAX_GAP_S
+        )
+        events: list[Event] = []
+        for k in range(len(idx)):
+            i = idx[k]
+            if kind[k] == EV_STARTED:
+                events.append(self._started(ts[i], ts[i] - (mono[i] - on[k]), dist[k], fuel_acc[k]))
+            else:
+                events += self._ended(ts[i], ts[i] - (mono[i] - on[k]), ts[i] - (mono[i] - off[k]),
+                                      max(off[k] - on[k], 0.0), dist[k], fuel_acc[k], mono[i])
+        last = len(ts) - 1
+        if self._dist_state[S_ACTIVE] and mono[last] - self._last_meter >= self.meter_interval_s:
+            run_h = (mono[last] - self._dist_state[S_ON]) / 3600.0
+            pending = self._dist_state[S_ACC] + (self._dist_state[S_GAP_ACC] if self._dist_state[S_IN_GAP] else 0.0)
+            events.append(self._meter(ts[last], pending / 3600.0, run_h, "periodic"))
+            self._last_meter = mono[last]
+        return events
+
+    def _started(self, t: float, started_at: float, dist_acc: float, fuel_acc: float) -> Event:
+        odo, total = self._held.get("odometer"), self._held.get("total_fuel_used")
+        # Bus counters at confirmation, with what was integrated before it, give the trip's baseline.
+        self._trip = {
+            "started_at": started_at, "start_dist": dist_acc / 3600.0, "start_fuel": fuel_acc / 3600.0,
+            "odometer_km": odo[0] if odo else None, "total_fuel_l": total[0] if total else None,
+            "lat": self._where[0] if self._where else None, "lon": self._where[1] if self._where else None,
+        }
+        payload: dict[str, object] = {
+            "started_at": started_at, "lat": self._trip["lat"], "lon": self._trip["lon"],
+            "odometer_km": self._trip["odometer_km"],
+        }
+        return Event(t, "trip_started", Priority.EVENT, payload)
+
+    def _ended(
+        self, t: float, started_at: float, ended_at: float, duration: float, dist_acc: float, fuel_acc: float,
+        now: float,
+    ) -> list[Event]:
+        trip, self._trip = self._trip, {}
+        integrated_km = dist_acc / 3600.0
+        odo, total = self._held.get("odometer"), self._held.get("total_fuel_used")
+        start_odo, start_total = trip.get("odometer_km"), trip.get("total_fuel_l")
+        if odo and isinstance(start_odo, float) and odo[0] >= start_odo:
+            distance, distance_source = odo[0] - start_odo + float(trip.get("start_dist", 0.0)), "odometer"  # type: ignore[arg-type]
+        else:
+            distance, distance_source = integrated_km, "integrated"
+        fuel: float | None
+        if total and isinstance(start_total, float) and total[0] >= start_total:
+            fuel, fuel_source = total[0] - start_total + float(trip.get("start_fuel", 0.0)), "total_fuel_used"  # type: ignore[arg-type]
+        elif fuel_acc > 0.0:
+            fuel, fuel_source = fuel_acc / 3600.0, "fuel_rate"
+        else:
+            fuel, fuel_source = None, "none"
+        payload: dict[str, object] = {
+            "started_at": started_at, "ended_at": ended_at, "duration_s": round(duration, 3),
+            "distance_km": round(distance, 4), "distance_source": distance_source,
+            "fuel_l": None if fuel is None else round(fuel, 4), "fuel_source": fuel_source,
+            "start_lat": trip.get("lat"), "start_lon": trip.get("lon"),
+            "lat": self._where[0] if self._where else None, "lon": self._where[1] if self._where else None,
+        }
+        self._odo_base_km += integrated_km
+        self._hours_base += duration / 3600.0
+        self._last_meter = now
+        return [Event(t, "trip_ended", Priority.EVENT, payload), self._meter(t, 0.0, 0.0, "trip_end")]
+
+    def _meter(self, t: float, trip_km: float, trip_h: float, reason: str) -> Event:
+        odo, hours = self._held.get("odometer"), self._held.get("engine_hours")
+        payload: dict[str, object] = {
+            "odometer_km": round(odo[0] if odo else self._odo_base_km + trip_km, 3),
+            "odometer_source": "bus" if odo else "integrated",
+            "engine_hours": round(hours[0] if hours else self._hours_base + trip_h, 4),
+            "engine_hours_source": "bus" if hours else "run_time",
+            "reason": reason,
+        }
+        return Event(t, "meter", Priority.EVENT, payload)
+
+    def state(self) -> dict[str, object]:
+        return {
+            "clock": self._clock.state(), "held": {k: list(v) for k, v in self._held.items()},
+            "gnss": list(self._gnss) if self._gnss else None, "where": list(self._where) if self._where else None,
+            "distance_runs": list(self._dist_state), "fuel_runs": list(self._fuel_state),
+            "odometer_base_km": self._odo_base_km, "engine_hours_base": self._hours_base,
+            "last_meter": self._last_meter if math.isfinite(self._last_meter) else None, "trip": dict(self._trip),
+        }
+
+    def restore(self, state: dict[str, object]) -> None:
+        clock = state.get("clock")
+        if isinstance(clock, dict):
+            self._clock.restore(clock)
+        held = state.get("held")
+        if isinstance(held, dict):
+            for name, raw in held.items():
+                values = _floats(raw, 2)
+                if name in SIGNALS and values:
+                    self._held[name] = (values[0], values[1])
+        for key in ("gnss", "where"):
+            values = _floats(state.get(key), 2)
+            if values:
+                setattr(self, f"_{key}", (values[0], values[1]))
+        dist, fuel = _floats(state.get("distance_runs"), STATE_LEN), _floats(state.get("fuel_runs"), STATE_LEN)
+        if dist and fuel:
+            self._dist_state, self._fuel_state = array("d", dist), array("d", fuel)
+        for key, attr in (("odometer_base_km", "_odo_base_km"), ("engine_hours_base", "_hours_base"),
+                          ("last_meter", "_last_meter")):
+            value = state.get(key)
+            if isinstance(value, int | float) and math.isfinite(value):
+                setattr(self, attr, float(value))
+        trip = state.get("trip")
+        if isinstance(trip, dict):
+            self._trip = dict(trip)
