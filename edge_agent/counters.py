@@ -64,6 +64,7 @@ DECODE_ERROR_DOCS: dict[str, str] = {
     "nmea_not_sentence": "A line that is not an NMEA sentence (no leading $ or !).",
     "nmea_field": "A sentence whose fields are out of range (latitude over 90, bad time).",
     "j1939_vin_malformed": "A J1939 VI (PGN 65260) payload with no VIN or non-printable bytes.",
+    "outbox_bad_record": "A record the outbox cannot store (payload not JSON, timestamp not finite, no kind); skipped.",
 }
 
 
