@@ -29,10 +29,10 @@ which optional fields it has.
 
 Samples (signal, value, unit, source) are lossless: signal names are string-table indices; unit
 and source are written as 0 when equal to the previous sample of the same signal (they nearly always
-are); the value is classified as an int, a float with e <= 9 decimals that round-trips exactly as
-``mantissa / 10**e`` (J1939 scalings such as 0.125 rpm/bit or 0.03125 degC/bit produce these), or
-any other float (NaN, infinities, -0.0, long binary fractions) stored as raw binary64. Mantissas
-are deltas from the previous sample of the same signal.
+are); the value is an int, a float that is exactly ``mantissa / 2**k`` or ``mantissa / 10**e``
+(see ``classify``: J1939 and OBD-II scalings make nearly every decoded value one of these), or any
+other float (NaN, infinities, -0.0, huge) stored as raw binary64. Mantissas are deltas from the
+previous sample of the same signal.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge_agent.wire.errors import WireError
-from edge_agent.wire.values import StringTable, string_at
+from edge_agent.wire.values import DIVISORS, V_INT, V_RAW, StringTable, classify, string_at
 from edge_agent.wire.varint import MAX_INT_BITS, Reader, Writer
 
 
@@ -137,27 +137,7 @@ class PositionCodec:
         return out
 
 
-#: Value classes of a sample: 0..MAX_DECIMALS = float with that many decimals, then int, then raw.
-MAX_DECIMALS = 9
-V_INT = MAX_DECIMALS + 1
-V_RAW = MAX_DECIMALS + 2
-#: Floats at or above this magnitude are not tried as decimals (mantissas would pass 2**53).
-_DECIMAL_LIMIT = 1e15
-_POW10 = tuple(10.0**e for e in range(MAX_DECIMALS + 1))
 _SAMPLE_KEYS = frozenset({"signal", "value", "unit", "source"})
-
-
-def classify(value: float | int) -> tuple[int, int]:
-    """``(class, mantissa)`` of a sample value; ``mantissa`` is 0 for raw floats."""
-    if type(value) is int:
-        return V_INT, value
-    assert isinstance(value, float)
-    if math.isfinite(value) and abs(value) < _DECIMAL_LIMIT and not (value == 0 and math.copysign(1, value) < 0):
-        for e, p in enumerate(_POW10):
-            m = round(value * p)
-            if m / p == value:
-                return e, m
-    return V_RAW, 0
 
 
 class SampleCodec:
@@ -185,7 +165,12 @@ class SampleCodec:
                 ref = table.ref(p[key])
                 w.uvarint(0 if last.get(s) == ref else ref + 1)
                 last[s] = ref
-        classes = [classify(p["value"]) for p in payloads]
+        hints: dict[int, int] = {}
+        classes: list[tuple[int, int]] = []
+        for s, p in zip(signals, payloads, strict=True):
+            c, m = classify(p["value"], hints.get(s, -1))
+            hints[s] = c
+            classes.append((c, m))
         for c, _ in classes:
             w.uvarint(c)
         prev: dict[int, int] = {}
@@ -227,8 +212,8 @@ class SampleCodec:
             prev[s] = m
             if c == V_INT:
                 values.append(m)
-            elif c <= MAX_DECIMALS:
-                values.append(m / _POW10[c])
+            elif c < V_INT:
+                values.append(m / DIVISORS[c])
             else:
                 raise WireError("malformed", f"sample value class {c}")
         for i, c in enumerate(classes):

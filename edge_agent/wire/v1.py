@@ -134,6 +134,12 @@ class FormatV1:
         return head.getvalue() + w.getvalue()
 
     def decode_body(self, raw: bytes, record_count: int) -> tuple[WireRecord, ...]:
+        try:
+            return self._decode_body(raw, record_count)
+        except (OverflowError, ValueError) as exc:  # a mantissa too big for a float, columns of unequal length
+            raise WireError("malformed", f"body: {exc}") from None
+
+    def _decode_body(self, raw: bytes, record_count: int) -> tuple[WireRecord, ...]:
         r = Reader(raw)
         strings = read_string_table(r)
         n = record_count
@@ -169,7 +175,7 @@ class FormatV1:
                            payloads[i] or {})
                 for i in range(n)
             )
-        except (InvalidRecord, OverflowError) as exc:
+        except InvalidRecord as exc:
             raise WireError("malformed", f"decoded record out of range: {exc}") from None
 
 

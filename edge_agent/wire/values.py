@@ -7,12 +7,15 @@ indices into the batch's string table (each distinct string is stored once, in o
 use, so repeated keys such as "source" cost one byte after the first).
 
 Tags: 0 None, 1 False, 2 True, 3 int, 4 float (IEEE 754 binary64, big-endian), 5 str, 6 list,
-7 dict. Unlike JSON, NaN and the infinities survive, and int and float stay distinct (1 vs 1.0).
+7 dict, 8 scaled float (a float that is exactly ``mantissa / 2**k`` or ``mantissa / 10**e``, see
+``classify``: uvarint class + zigzag mantissa, so 1234.0 or 0.494 take 3 bytes instead of 9).
+Unlike JSON, NaN and the infinities survive, and int and float stay distinct (1 vs 1.0).
 """
 
 from __future__ import annotations
 
 import math
+import struct
 from typing import Any
 
 from edge_agent.wire.errors import InvalidRecord, WireError
@@ -23,8 +26,53 @@ MAX_DEPTH = 32
 #: Longest single string (UTF-8 bytes); larger blobs do not belong in telemetry records.
 MAX_STRING_BYTES = 1 << 20
 
-T_NONE, T_FALSE, T_TRUE, T_INT, T_FLOAT, T_STR, T_LIST, T_DICT = range(8)
+T_NONE, T_FALSE, T_TRUE, T_INT, T_FLOAT, T_STR, T_LIST, T_DICT, T_SCALED = range(9)
 _CANONICAL_NAN = bytes.fromhex("7ff8000000000000")
+_F64 = struct.Struct(">d")
+
+
+#: Value classes of a float (sample values, floats in generic payloads). A float travels as
+#: ``mantissa / 2**k`` (classes 0..MAX_BINARY: J1939
+#: scalings such as 0.125 rpm/bit, 1/256 km/h/bit or 0.03125 degC/bit give these, and the mantissa
+#: is then the raw bus value), else as ``mantissa / 10**e`` (decimal classes, e = 1..MAX_DECIMALS:
+#: 0.05 V/bit, 0.4 %/bit), else raw binary64. Ints are their own class.
+MAX_BINARY = 24
+MAX_DECIMALS = 9
+_DECIMAL0 = MAX_BINARY + 1
+V_INT = _DECIMAL0 + MAX_DECIMALS
+V_RAW = V_INT + 1
+#: Floats at or above this magnitude are sent raw (mantissas would pass 2**53 and lose the point).
+_SCALED_LIMIT = 2.0**40
+DIVISORS = tuple([2.0**k for k in range(MAX_BINARY + 1)] + [10.0**e for e in range(1, MAX_DECIMALS + 1)])
+
+
+def _exact(value: float, c: int) -> int | None:
+    d = DIVISORS[c]
+    m = round(value * d)
+    return m if m / d == value else None
+
+
+def classify(value: float | int, hint: int = -1) -> tuple[int, int]:
+    """``(class, mantissa)`` of a number (``mantissa`` 0 for raw floats).
+
+    ``hint`` is the class of the previous sample of the same signal: kept if it is still exact, so
+    a signal's mantissas stay on one scale and their deltas small; otherwise the first exact class
+    in class order. Both sides of the rule depend only on the batch, so the encoding is canonical.
+    """
+    if type(value) is int:
+        return V_INT, value
+    assert isinstance(value, float)
+    if not math.isfinite(value) or abs(value) >= _SCALED_LIMIT or (value == 0 and math.copysign(1, value) < 0):
+        return V_RAW, 0
+    if 0 <= hint < V_INT:
+        m = _exact(value, hint)
+        if m is not None:
+            return hint, m
+    for c in range(V_INT):
+        m = _exact(value, c)
+        if m is not None:
+            return c, m
+    return V_RAW, 0
 
 
 class StringTable:
@@ -87,11 +135,14 @@ def write_value(w: Writer, table: StringTable, value: Any, depth: int = 0) -> No
         w.uvarint(T_INT)
         w.svarint(int(value))
     elif isinstance(value, float):
-        w.uvarint(T_FLOAT)
-        if math.isnan(value):
-            w.raw(_CANONICAL_NAN)
+        c, m = classify(value)
+        if c == V_RAW:
+            w.uvarint(T_FLOAT)
+            w.raw(_CANONICAL_NAN if math.isnan(value) else _F64.pack(value))
         else:
-            w.f64(value)
+            w.uvarint(T_SCALED)
+            w.uvarint(c)
+            w.svarint(m)
     elif isinstance(value, str):
         w.uvarint(T_STR)
         w.uvarint(table.ref(value))
@@ -130,6 +181,11 @@ def read_value(r: Reader, strings: list[str], depth: int = 0) -> Any:
         return n
     if tag == T_FLOAT:
         return r.f64()
+    if tag == T_SCALED:
+        c = r.uvarint()
+        if c >= V_INT:
+            raise WireError("malformed", f"float class {c}")
+        return r.svarint() / DIVISORS[c]
     if tag == T_STR:
         return string_at(strings, r.uvarint())
     if tag == T_LIST:
