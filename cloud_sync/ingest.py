@@ -1,0 +1,113 @@
+"""The ingest pipeline: one sealed blob in, one ``Ack`` out; used by ``POST /v1/batches`` and the MQTT worker.
+
+Checks run cheapest and least trusting first, and nothing is stored unless all pass:
+
+1. read the header (``edge_agent.wire.read_header``): bad magic, unknown version, truncated, malformed;
+2. the header's device is registered (``unknown_device``) and not revoked (``revoked``);
+3. the Ed25519 signature verifies with that device's key (``bad_signature``), then the body decodes;
+4. in one write transaction holding the device's row lock: duplicate, replay window, chain
+   (``cloud_sync.store.batches.commit_batch``), then every insert.
+
+Each rejection is logged with its reason and counted in ``Metrics`` (``fleet_cloud_rejected_total``).
+A blob whose header cannot be read has no trustworthy device id; its ack names ``UNREADABLE_DEVICE``
+(a caller that knows the sender, such as the MQTT worker from its topic, may substitute it).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import Engine
+
+from cloud_sync.metrics import Metrics
+from cloud_sync.store.batches import SEQ_WINDOW, commit_batch
+from cloud_sync.store.devices import get_device
+from edge_agent.wire import Ack, Batch, WireError, batch_hash, open_batch, read_header
+from edge_agent.wire.sign import load_public_key_pem
+
+log = logging.getLogger(__name__)
+
+#: Ack device id for blobs whose header does not parse (matches ``wire.model.DEVICE_ID_RE``).
+UNREADABLE_DEVICE = "-"
+
+
+class Ingestor:
+    """Verifies and stores sealed batches. Thread-safe; one per process is enough (share its ``metrics``)."""
+
+    def __init__(self, engine: Engine, metrics: Metrics | None = None, seq_window: int = SEQ_WINDOW) -> None:
+        self.engine = engine
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.seq_window = seq_window
+        self._keys: dict[tuple[str, str], Ed25519PublicKey] = {}  # (device, PEM) -> parsed key
+        self._keys_lock = threading.Lock()
+
+    def ingest(self, blob: bytes, received_at: float | None = None) -> Ack:
+        """Verify and store one blob; never raises for bad input (the ack says what happened)."""
+        now = time.time() if received_at is None else received_at
+        self.metrics.inc("batches_received")
+        self.metrics.inc("bytes_received", len(blob))
+        try:
+            header, _ = read_header(blob)
+        except WireError as exc:
+            return self._reject(UNREADABLE_DEVICE, 0, 0, exc.reason, exc.detail)
+        except Exception as exc:  # bad input must never crash a worker; a wire bug is logged in full
+            log.exception("reading a batch header failed")
+            return self._reject(UNREADABLE_DEVICE, 0, 0, "undecodable", repr(exc))
+        ident = (header.device_id, header.boot_epoch, header.seq)
+        with self.engine.connect() as conn:
+            device = get_device(conn, header.device_id)
+        if device is None:
+            return self._reject(*ident, "unknown_device", "not registered")
+        if device.revoked_at is not None:
+            return self._reject(*ident, "revoked", f"since {device.revoked_at}")
+        try:
+            key = self._public_key(device.id, device.public_key_pem)
+        except (ValueError, UnicodeEncodeError) as exc:  # the registry is wrong, not the device
+            return self._reject(*ident, "bad_key", str(exc))
+        try:
+            batch = open_batch(blob, lambda _device_id: key)
+        except WireError as exc:
+            return self._reject(*ident, exc.reason, exc.detail)
+        except Exception as exc:  # bad input must never crash a worker; a wire bug is logged in full
+            log.exception("opening batch %s/%d/%d failed", *ident)
+            return self._reject(*ident, "undecodable", repr(exc))
+        return self._commit(batch, batch_hash(blob), now)
+
+    def _commit(self, batch: Batch, blob_hash: bytes, now: float) -> Ack:
+        with self.engine.begin() as conn:
+            # Row lock: one device's batches commit in turn across workers (the chain checks read then write).
+            device = get_device(conn, batch.device_id, for_update=True)
+            if device is None or device.revoked_at is not None:  # revoked between the checks above and now
+                outcome_reason = "unknown_device" if device is None else "revoked"
+                conn.rollback()
+                return self._reject(*batch.key, outcome_reason, "changed during ingest")
+            outcome = commit_batch(conn, batch, blob_hash, now, self.seq_window)
+            if outcome.status == "rejected":
+                conn.rollback()
+        if outcome.status == "rejected":
+            return self._reject(*batch.key, outcome.reason, "")
+        if outcome.status == "duplicate":
+            self.metrics.inc("batches_duplicate")
+            log.info("duplicate batch %s/%d/%d", *batch.key)
+            return Ack(*batch.key, "duplicate")
+        self.metrics.inc("batches_committed")
+        self.metrics.inc("records_stored", outcome.stored)
+        if outcome.gap_opened:
+            self.metrics.inc("gaps_opened")
+            log.warning("chain gap before batch %s/%d/%d", *batch.key)
+        return Ack(*batch.key, "committed", stored=outcome.stored)
+
+    def _public_key(self, device_id: str, pem: str) -> Ed25519PublicKey:
+        with self._keys_lock:
+            key = self._keys.get((device_id, pem))
+            if key is None:
+                key = self._keys[(device_id, pem)] = load_public_key_pem(pem.encode("ascii"))
+            return key
+
+    def _reject(self, device_id: str, boot_epoch: int, seq: int, reason: str, detail: str) -> Ack:
+        self.metrics.rejected(reason)
+        log.warning("rejected batch %s/%d/%d: %s %s", device_id, boot_epoch, seq, reason, detail)
+        return Ack(device_id, boot_epoch, seq, "rejected", reason=reason)

@@ -1,0 +1,225 @@
+"""Committing one verified batch: sequence window, hash chain, gaps, and the idempotent inserts.
+
+``commit_batch`` runs inside the caller's transaction (one per batch) after the signature has been
+verified, so everything here may trust the batch. Its decisions, in order:
+
+1. The identity ``(device, boot_epoch, seq)`` is committed already: same hash -> ``duplicate``
+   (nothing changes); another hash -> rejected ``seq_reused`` (a device bug or a stolen key).
+2. Replay window: a seq more than ``SEQ_WINDOW`` behind the newest committed one of its boot epoch,
+   and not inside an open gap, is rejected ``replay`` (no legitimate sender is that far behind without
+   the cloud having recorded the hole).
+3. Chain, within a boot epoch: if batch ``seq - 1`` is stored its hash must equal ``prev_hash``, and if
+   ``seq + 1`` is stored its ``prev_hash`` must equal this hash; otherwise rejected ``chain_broken``.
+   Both directions are checked so that the outcome does not depend on arrival order.
+4. Store the batch, its records (``records``, plus ``positions`` or ``events``) and device health.
+5. Gaps. A missing predecessor opens a gap ``[lo, seq - 1]``, ``lo`` being one past the highest stored
+   seq below in the epoch (just ``seq - 1`` if none: the epoch's start is unknown), unless ``prev_hash``
+   is ``GENESIS_HASH`` or names a stored batch of another epoch (a new boot epoch continues the chain of
+   the last one), or an open gap already covers ``seq - 1``. A gap is filled when every seq in it is
+   stored, or, for an epoch-start gap, when the batch its successor names arrives from another epoch.
+
+With every batch of a valid stream delivered, in any order and any number of times, this ends in the
+same records, batches and no open gap (tests/cloud_sync/test_ingest_properties.py).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from cloud_sync.store.schema import batches, chain_gaps, device_health, events, positions, records
+from edge_agent.wire import GENESIS_HASH, Batch
+
+#: How far (in batches) behind the newest committed seq of its epoch a batch may arrive. A device
+#: sends about one batch per 5-300 s, so 100,000 batches is weeks of backlog reordered by retries.
+SEQ_WINDOW = 100_000
+#: Record kinds that are neither events nor positions (high-rate signal values; only in ``records``).
+SAMPLE_KINDS = frozenset({"sample"})
+POSITION_KIND = "position"
+#: A record whose payload carries this integer reports the device's outbox backlog (records queued).
+BACKLOG_KEY = "backlog_records"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """``status`` is an ``Ack`` status; ``reason`` says why a batch was rejected; ``stored`` counts records."""
+
+    status: str
+    reason: str = ""
+    stored: int = 0
+    gap_opened: bool = False
+
+
+def _insert(conn: Connection) -> Any:
+    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+
+
+def _batch_row(conn: Connection, device: str, epoch: int, seq: int) -> Any:
+    return conn.execute(select(batches.c.hash, batches.c.prev_hash).where(
+        batches.c.device_id == device, batches.c.boot_epoch == epoch, batches.c.seq == seq)).first()
+
+
+def _open_gap_covering(conn: Connection, device: str, epoch: int, seq: int) -> Any:
+    return conn.execute(select(chain_gaps.c.id, chain_gaps.c.seq_from, chain_gaps.c.seq_to).where(
+        chain_gaps.c.device_id == device, chain_gaps.c.boot_epoch == epoch, chain_gaps.c.filled_at.is_(None),
+        chain_gaps.c.seq_from <= seq, chain_gaps.c.seq_to >= seq)).first()
+
+
+def commit_batch(conn: Connection, batch: Batch, blob_hash: bytes, received_at: float,
+                 window: int = SEQ_WINDOW) -> Outcome:
+    """Decide and, if accepted, store ``batch`` (see the module docstring). Caller owns the transaction."""
+    device, epoch, seq = batch.key
+    existing = _batch_row(conn, device, epoch, seq)
+    if existing is not None:
+        if bytes(existing.hash) == blob_hash:
+            return Outcome("duplicate")
+        return Outcome("rejected", "seq_reused")
+    newest = conn.execute(select(func.max(batches.c.seq)).where(
+        batches.c.device_id == device, batches.c.boot_epoch == epoch)).scalar()
+    if newest is not None and seq < newest - window and _open_gap_covering(conn, device, epoch, seq) is None:
+        return Outcome("rejected", "replay")
+    pred = _batch_row(conn, device, epoch, seq - 1) if seq > 0 else None
+    if pred is not None and bytes(pred.hash) != batch.prev_hash:
+        return Outcome("rejected", "chain_broken")
+    succ = _batch_row(conn, device, epoch, seq + 1)
+    if succ is not None and bytes(succ.prev_hash) != blob_hash:
+        return Outcome("rejected", "chain_broken")
+
+    conn.execute(batches.insert().values(
+        device_id=device, boot_epoch=epoch, seq=seq, hash=blob_hash, prev_hash=batch.prev_hash,
+        created_at=batch.created_at, received_at=received_at, record_count=len(batch.records),
+        schema_version=batch.schema_version))
+    _store_records(conn, batch, received_at)
+    _update_health(conn, batch, received_at)
+    gap_opened = False
+    if pred is None:
+        gap_opened = _maybe_open_gap(conn, batch, received_at)
+    _extend_gap_above(conn, device, epoch, seq, succ is not None)
+    _fill_gaps(conn, batch, blob_hash, received_at)
+    return Outcome("committed", stored=len(batch.records), gap_opened=gap_opened)
+
+
+def _finite(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    x = float(value)
+    return x if math.isfinite(x) else None
+
+
+def _store_records(conn: Connection, batch: Batch, received_at: float) -> None:
+    if not batch.records:
+        return
+    device, epoch, seq = batch.key
+    rec_rows: list[dict[str, Any]] = []
+    pos_rows: list[dict[str, Any]] = []
+    evt_rows: list[dict[str, Any]] = []
+    for r in batch.records:
+        rec_rows.append({"device_id": device, "record_id": r.id, "kind": r.kind, "priority": r.priority,
+                         "device_time": r.timestamp, "edge_received_at": r.received_at,
+                         "cloud_received_at": received_at, "boot_epoch": epoch, "seq": seq, "payload": r.payload})
+        if r.kind == POSITION_KIND:
+            p = r.payload
+            lat, lon = _finite(p.get("lat")), _finite(p.get("lon"))
+            # A position without a usable fix (NaN, out of range) stays in ``records`` only.
+            if lat is not None and lon is not None and abs(lat) <= 90 and abs(lon) <= 180:
+                pos_rows.append({"device_id": device, "record_id": r.id, "device_time": r.timestamp,
+                                 "lat": lat, "lon": lon, "speed_mps": _finite(p.get("speed_mps")),
+                                 "course_deg": _finite(p.get("course_deg"))})
+        elif r.kind not in SAMPLE_KINDS:
+            evt_rows.append({"device_id": device, "record_id": r.id, "kind": r.kind, "priority": r.priority,
+                             "device_time": r.timestamp, "payload": r.payload})
+    ins = _insert(conn)
+    stmt = ins(records)
+    # A record re-sent in another batch is stored once; it names the earliest batch that carried it
+    # and the earliest cloud arrival, so the stored row does not depend on arrival order.
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[records.c.device_id, records.c.record_id],
+        set_={"boot_epoch": stmt.excluded.boot_epoch, "seq": stmt.excluded.seq,
+              "cloud_received_at": func.min(stmt.excluded.cloud_received_at, records.c.cloud_received_at)
+              if conn.dialect.name == "sqlite" else func.least(stmt.excluded.cloud_received_at,
+                                                               records.c.cloud_received_at)},
+        where=tuple_(stmt.excluded.boot_epoch, stmt.excluded.seq) < tuple_(records.c.boot_epoch, records.c.seq))
+    conn.execute(stmt, rec_rows)
+    if pos_rows:
+        conn.execute(ins(positions).on_conflict_do_nothing(), pos_rows)
+    if evt_rows:
+        conn.execute(ins(events).on_conflict_do_nothing(), evt_rows)
+
+
+def _update_health(conn: Connection, batch: Batch, received_at: float) -> None:
+    device = batch.device_id
+    backlog: tuple[float, int] | None = None
+    for r in batch.records:
+        value = r.payload.get(BACKLOG_KEY)
+        if type(value) is int and (backlog is None or r.timestamp >= backlog[0]):
+            backlog = (r.timestamp, value)
+    ins = _insert(conn)
+    conn.execute(ins(device_health).values(device_id=device, batches_committed=0, records_received=0)
+                 .on_conflict_do_nothing())
+    h = device_health.c
+    conn.execute(update(device_health).where(h.device_id == device).values(
+        batches_committed=h.batches_committed + 1, records_received=h.records_received + len(batch.records)))
+    conn.execute(update(device_health).where(
+        h.device_id == device, (h.last_batch_received_at.is_(None)) | (h.last_batch_received_at <= received_at),
+    ).values(last_boot_epoch=batch.boot_epoch, last_seq=batch.seq, last_batch_created_at=batch.created_at,
+             last_batch_received_at=received_at, clock_skew_s=received_at - batch.created_at))
+    if backlog is not None:
+        conn.execute(update(device_health).where(
+            h.device_id == device, (h.backlog_reported_at.is_(None)) | (h.backlog_reported_at <= backlog[0]),
+        ).values(backlog_records=backlog[1], backlog_reported_at=backlog[0]))
+
+
+def _maybe_open_gap(conn: Connection, batch: Batch, now: float) -> bool:
+    device, epoch, seq = batch.key
+    if seq == 0 or batch.prev_hash == GENESIS_HASH:
+        return False
+    linked = conn.execute(select(batches.c.boot_epoch).where(
+        batches.c.device_id == device, batches.c.hash == batch.prev_hash, batches.c.boot_epoch != epoch)).first()
+    if linked is not None or _open_gap_covering(conn, device, epoch, seq - 1) is not None:
+        return False
+    below = conn.execute(select(func.max(batches.c.seq)).where(
+        batches.c.device_id == device, batches.c.boot_epoch == epoch, batches.c.seq < seq)).scalar()
+    lo = seq - 1 if below is None else below + 1
+    conn.execute(chain_gaps.insert().values(device_id=device, boot_epoch=epoch, seq_from=lo, seq_to=seq - 1,
+                                            detected_at=now, filled_at=None))
+    return True
+
+
+def _extend_gap_above(conn: Connection, device: str, epoch: int, seq: int, succ_stored: bool) -> None:
+    """An epoch-start gap ``[n-1, n-1]`` learns its real extent when a lower seq ``s`` arrives: ``[s+1, n-1]``."""
+    if succ_stored:
+        return
+    above = conn.execute(select(func.min(batches.c.seq)).where(
+        batches.c.device_id == device, batches.c.boot_epoch == epoch, batches.c.seq > seq)).scalar()
+    if above is None:
+        return
+    g = chain_gaps.c
+    conn.execute(update(chain_gaps).where(
+        g.device_id == device, g.boot_epoch == epoch, g.filled_at.is_(None), g.seq_to == above - 1,
+        g.seq_from > seq + 1).values(seq_from=seq + 1))
+
+
+def _fill_gaps(conn: Connection, batch: Batch, blob_hash: bytes, now: float) -> None:
+    device, epoch, seq = batch.key
+    g = chain_gaps.c
+    candidates = conn.execute(select(g.id, g.seq_from, g.seq_to).where(
+        g.device_id == device, g.boot_epoch == epoch, g.filled_at.is_(None),
+        g.seq_from <= seq, g.seq_to >= seq)).all()
+    for gap in candidates:
+        stored = conn.execute(select(func.count()).select_from(batches).where(
+            batches.c.device_id == device, batches.c.boot_epoch == epoch,
+            batches.c.seq >= gap.seq_from, batches.c.seq <= gap.seq_to)).scalar()
+        if stored == gap.seq_to - gap.seq_from + 1:
+            conn.execute(update(chain_gaps).where(g.id == gap.id).values(filled_at=now))
+    # Successors in other epochs that name this batch as their predecessor: their epoch-start gap was
+    # the boot-epoch boundary, not a hole.
+    successors = conn.execute(select(batches.c.boot_epoch, batches.c.seq).where(
+        batches.c.device_id == device, batches.c.prev_hash == blob_hash, batches.c.boot_epoch != epoch)).all()
+    for s in successors:
+        conn.execute(update(chain_gaps).where(
+            g.device_id == device, g.boot_epoch == s.boot_epoch, g.filled_at.is_(None),
+            and_(g.seq_to == s.seq - 1, g.seq_from == s.seq - 1)).values(filled_at=now))

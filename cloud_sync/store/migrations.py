@@ -1,0 +1,59 @@
+"""Schema migrations: an ordered list of functions, each applied once and recorded in ``schema_migrations``.
+
+Deliberately lighter than alembic: the list is the history. ``MIGRATIONS[i]`` moves the schema to
+version ``i + 1``; a released migration never changes, a schema change appends a new function
+(explicit DDL through ``conn``, valid on SQLite and PostgreSQL) and updates ``store.schema`` to match.
+``migrate`` runs the missing ones in one transaction each, so a failed step leaves the previous
+version in place, and is safe to run on every start (a no-op when current).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from sqlalchemy import Connection, Engine, insert, inspect, select
+
+from cloud_sync.store import schema
+
+Migration = Callable[[Connection], None]
+
+
+def _v1_initial(conn: Connection) -> None:
+    """Devices, batches, records, positions, events, chain gaps, device health."""
+    tables = [schema.devices, schema.batches, schema.records, schema.positions, schema.events,
+              schema.chain_gaps, schema.device_health]
+    schema.metadata.create_all(conn, tables=tables)
+
+
+MIGRATIONS: list[tuple[str, Migration]] = [
+    ("initial", _v1_initial),
+]
+LATEST_VERSION = len(MIGRATIONS)
+
+
+def current_version(engine: Engine) -> int:
+    """The schema version of the database (0 for an empty one)."""
+    with engine.connect() as conn:
+        if not inspect(conn).has_table(schema.schema_migrations.name):
+            return 0
+        versions = conn.execute(select(schema.schema_migrations.c.version)).scalars().all()
+    return max(versions, default=0)
+
+
+def migrate(engine: Engine) -> list[int]:
+    """Apply every missing migration in order; returns the versions applied now."""
+    schema.metadata.create_all(engine, tables=[schema.schema_migrations])
+    applied = []
+    for version in range(current_version(engine) + 1, LATEST_VERSION + 1):
+        name, step = MIGRATIONS[version - 1]
+        with engine.begin() as conn:
+            # Another process may be migrating the same database: re-check inside the transaction.
+            done = conn.execute(select(schema.schema_migrations.c.version)
+                                .where(schema.schema_migrations.c.version == version)).first()
+            if done is not None:
+                continue
+            step(conn)
+            conn.execute(insert(schema.schema_migrations).values(version=version, name=name, applied_at=time.time()))
+        applied.append(version)
+    return applied
