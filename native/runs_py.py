@@ -18,11 +18,12 @@ for ``min_duration``; a false spell shorter than ``debounce`` does not interrupt
 condition is one run), one lasting ``debounce`` ends it at the spell's first sample (``off``,
 reported ``EV_ENDED``). A run that ends before ``min_duration`` is dropped without an event.
 
-``find_runs`` returns ``(ev_index 'I', ev_kind 'B', ev_on 'd', ev_off 'd', ev_acc 'd', mono 'd',
-state 'd')``: per event the sample index that decided it, its kind, the run's start and end on the
-monotonic clock (``ev_off`` is the deciding sample's time for ``EV_STARTED``), the integral of
-``rate`` from ``on`` to ``off``; ``mono`` is every sample's monotonic time, and ``state`` the state to
-carry into the next batch. Samples with a NaN time are skipped (their ``mono`` is NaN).
+``find_runs`` returns ``(ev_index 'I', ev_kind 'B', ev_on 'd', ev_off 'd', ev_on_ts 'd', ev_off_ts 'd',
+ev_acc 'd', mono 'd', state 'd')``: per event the sample index that decided it, its kind, the run's
+start and end on the monotonic clock and as the source's timestamps of those samples (for
+``EV_STARTED`` the end is the deciding sample), the integral of ``rate`` from ``on`` to ``off``;
+``mono`` is every sample's monotonic time, and ``state`` the state to carry into the next batch.
+Samples with a NaN time are skipped (their ``mono`` is NaN).
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ EV_STARTED = 1
 EV_ENDED = 2
 
 # Layout of the carried state.
-S_HAS_LAST, S_LAST_TS, S_MONO, S_RUN, S_ACTIVE, S_ON, S_IN_GAP, S_OFF, S_ACC, S_GAP_ACC, S_LAST_RATE = range(11)
-STATE_LEN = 11
+(S_HAS_LAST, S_LAST_TS, S_MONO, S_RUN, S_ACTIVE, S_ON, S_IN_GAP, S_OFF, S_ACC, S_GAP_ACC, S_LAST_RATE, S_ON_TS,
+ S_OFF_TS) = range(13)
+STATE_LEN = 13
 
 
 def new_state() -> array:
@@ -43,15 +45,16 @@ def new_state() -> array:
 
 def find_runs(
     ts: array, cond: array, rate: array, state: array, min_duration: float, debounce: float, max_gap: float
-) -> tuple[array, array, array, array, array, array, array]:
+) -> tuple[array, array, array, array, array, array, array, array, array]:
     if len(cond) != len(ts) or len(rate) != len(ts) or len(state) != STATE_LEN:
         raise ValueError("ts, cond and rate must have the same length; state must be STATE_LEN long")
     ev_index, ev_kind, ev_on, ev_off, ev_acc = array("I"), array("B"), array("d"), array("d"), array("d")
+    ev_on_ts, ev_off_ts = array("d"), array("d")
     mono_out = array("d", [0.0] * len(ts))
     st = array("d", state)
     has_last, last_ts, mono = st[S_HAS_LAST], st[S_LAST_TS], st[S_MONO]
     run, active, on, in_gap, off = st[S_RUN], st[S_ACTIVE], st[S_ON], st[S_IN_GAP], st[S_OFF]
-    acc, gap_acc, last_rate = st[S_ACC], st[S_GAP_ACC], st[S_LAST_RATE]
+    acc, gap_acc, last_rate, on_ts, off_ts = st[S_ACC], st[S_GAP_ACC], st[S_LAST_RATE], st[S_ON_TS], st[S_OFF_TS]
     for i in range(len(ts)):
         t = ts[i]
         if t != t:
@@ -69,6 +72,8 @@ def find_runs(
                         ev_kind.append(EV_ENDED)
                         ev_on.append(on)
                         ev_off.append(off if in_gap != 0.0 else mono)
+                        ev_on_ts.append(on_ts)
+                        ev_off_ts.append(off_ts if in_gap != 0.0 else last_ts)
                         ev_acc.append(acc)
                     run = active = in_gap = 0.0
                     acc = gap_acc = 0.0
@@ -86,7 +91,7 @@ def find_runs(
         mono_out[i] = mono
         if cond[i]:
             if run == 0.0:
-                run, on, acc = 1.0, mono, 0.0
+                run, on, on_ts, acc = 1.0, mono, t, 0.0
             elif in_gap != 0.0:
                 acc += gap_acc
             in_gap, gap_acc = 0.0, 0.0
@@ -96,18 +101,22 @@ def find_runs(
                 ev_kind.append(EV_STARTED)
                 ev_on.append(on)
                 ev_off.append(mono)
+                ev_on_ts.append(on_ts)
+                ev_off_ts.append(t)
                 ev_acc.append(acc)
         elif run != 0.0:
             if in_gap == 0.0:
-                in_gap, off, gap_acc = 1.0, mono, 0.0
+                in_gap, off, off_ts, gap_acc = 1.0, mono, t, 0.0
             if mono - off >= debounce:
                 if active != 0.0:
                     ev_index.append(i)
                     ev_kind.append(EV_ENDED)
                     ev_on.append(on)
                     ev_off.append(off)
+                    ev_on_ts.append(on_ts)
+                    ev_off_ts.append(off_ts)
                     ev_acc.append(acc)
                 run = active = in_gap = 0.0
                 acc = gap_acc = 0.0
-    out = array("d", [has_last, last_ts, mono, run, active, on, in_gap, off, acc, gap_acc, last_rate])
-    return ev_index, ev_kind, ev_on, ev_off, ev_acc, mono_out, out
+    out = array("d", [has_last, last_ts, mono, run, active, on, in_gap, off, acc, gap_acc, last_rate, on_ts, off_ts])
+    return ev_index, ev_kind, ev_on, ev_off, ev_on_ts, ev_off_ts, ev_acc, mono_out, out

@@ -168,7 +168,7 @@ class FaultDetector:
         if not samples:
             return []
         values = array("d", [s.value for s in samples])
-        idx, kind, on, off, _acc, mono, self._runs[check.fault] = native.kernel("runs").find_runs(
+        idx, kind, on, off, on_ts, off_ts, _acc, _mono, self._runs[check.fault] = native.kernel("runs").find_runs(
             ts, cond, values, self._runs[check.fault], self.debounce_s, self.debounce_s, MAX_GAP_S
         )
         events = []
@@ -178,12 +178,12 @@ class FaultDetector:
             payload: dict[str, object] = {
                 "fault": check.fault, "signal": check.signal, "value": s.value, "unit": s.unit,
                 "threshold": self.limits[check.fault], "source": s.source,
-                "since": ts[i] - (mono[i] - on[k]),
+                "since": on_ts[k],
             }
             if kind[k] == EV_STARTED:
                 events.append(Event(ts[i], "fault_raised", Priority.FAULT, payload))
             else:
-                payload["cleared_at"] = ts[i] - (mono[i] - off[k])
+                payload["cleared_at"] = off_ts[k]
                 payload["duration_s"] = round(max(off[k] - on[k], 0.0), 3)
                 events.append(Event(ts[i], "fault_cleared", Priority.FAULT, payload))
         return events

@@ -109,20 +109,21 @@ class IdleDetector:
                 fuel.append(self.estimate_lph if self.estimate_lph is not None else 0.0)
                 est.append(1.0)
         runs = native.kernel("runs")
-        idx, kind, on, off, acc, mono, self._fuel_state = runs.find_runs(
+        idx, kind, on, off, on_ts, off_ts, acc, _mono, self._fuel_state = runs.find_runs(
             ts, cond, fuel, self._fuel_state, self.min_duration_s, self.end_debounce_s, MAX_GAP_S
         )
         *_, est_acc, _, self._est_state = runs.find_runs(
             ts, cond, est, self._est_state, self.min_duration_s, self.end_debounce_s, MAX_GAP_S
         )
-        return [self._event(idx[k], kind[k], on[k], off[k], acc[k], est_acc[k], ts, mono) for k in range(len(idx))]
+        return [
+            self._event(ts[idx[k]], kind[k], off[k] - on[k], on_ts[k], off_ts[k], acc[k], est_acc[k])
+            for k in range(len(idx))
+        ]
 
     def _event(
-        self, i: int, kind: int, on: float, off: float, fuel_acc: float, est_s: float, ts: array, mono: array
+        self, t: float, kind: int, duration: float, started_at: float, ended_at: float, fuel_acc: float, est_s: float
     ) -> Event:
-        # Bus times of the run's edges, from the deciding sample back along the monotonic clock.
-        started_at = ts[i] - (mono[i] - on)
-        duration = max(off - on, 0.0)
+        duration = max(duration, 0.0)
         engine = self._held.get("engine_speed")
         payload: dict[str, object] = {
             "started_at": started_at,
@@ -140,9 +141,9 @@ class IdleDetector:
         payload["fuel_l"] = None if fuel_source == "none" else round(fuel_acc / 3600.0, 4)
         payload["fuel_source"] = fuel_source
         if kind == EV_STARTED:
-            return Event(ts[i], "idle_started", Priority.EVENT, payload)
-        payload["ended_at"] = ts[i] - (mono[i] - off)
-        return Event(ts[i], "idle_ended", Priority.EVENT, payload)
+            return Event(t, "idle_started", Priority.EVENT, payload)
+        payload["ended_at"] = ended_at
+        return Event(t, "idle_ended", Priority.EVENT, payload)
 
     def state(self) -> dict[str, object]:
         return {

@@ -93,7 +93,7 @@ class TripDetector:
             rate = self._fresh("fuel_rate", now)
             fuel.append(rate if rate is not None else math.nan)
         runs = native.kernel("runs")
-        idx, kind, on, off, dist, mono, self._dist_state = runs.find_runs(
+        idx, kind, on, off, on_ts, off_ts, dist, mono, self._dist_state = runs.find_runs(
             ts, cond, speed, self._dist_state, self.min_duration_s, self.end_debounce_s, MAX_GAP_S
         )
         *_, fuel_acc, _, self._fuel_state = runs.find_runs(
@@ -103,10 +103,10 @@ class TripDetector:
         for k in range(len(idx)):
             i = idx[k]
             if kind[k] == EV_STARTED:
-                events.append(self._started(ts[i], ts[i] - (mono[i] - on[k]), dist[k], fuel_acc[k]))
+                events.append(self._started(ts[i], on_ts[k], dist[k], fuel_acc[k]))
             else:
-                events += self._ended(ts[i], ts[i] - (mono[i] - on[k]), ts[i] - (mono[i] - off[k]),
-                                      max(off[k] - on[k], 0.0), dist[k], fuel_acc[k], mono[i])
+                events += self._ended(ts[i], on_ts[k], off_ts[k], max(off[k] - on[k], 0.0), dist[k], fuel_acc[k],
+                                      mono[i])
         last = len(ts) - 1
         if self._dist_state[S_ACTIVE] and mono[last] - self._last_meter >= self.meter_interval_s:
             run_h = (mono[last] - self._dist_state[S_ON]) / 3600.0

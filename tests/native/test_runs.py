@@ -67,7 +67,7 @@ def test_splitting_a_batch_changes_nothing(rows, cut, min_duration, debounce) ->
     first = KERNEL.find_runs(ts[:cut], cond[:cut], rate[:cut], runs_py.new_state(), min_duration, debounce, 60.0)
     second = KERNEL.find_runs(ts[cut:], cond[cut:], rate[cut:], first[-1], min_duration, debounce, 60.0)
     assert list(whole[0]) == list(first[0]) + [i + cut for i in second[0]]
-    for k in (1, 2, 3, 4):
+    for k in (1, 2, 3, 4, 5, 6):
         assert whole[k].tobytes() == first[k].tobytes() + second[k].tobytes()
     assert whole[-1].tobytes() == second[-1].tobytes()
 
@@ -77,13 +77,14 @@ def test_a_run_with_a_brief_blip_is_one_run_and_durations_follow_the_samples() -
     ts = array("d", [float(t) for t in range(26)])
     cond = array("B", [1] * 10 + [0] + [1] * 9 + [0] * 6)
     rate = array("d", [3600.0] * 26)  # 3600 units/h -> 1 unit per second
-    ev_index, ev_kind, ev_on, ev_off, ev_acc, mono, state = KERNEL.find_runs(
+    ev_index, ev_kind, ev_on, ev_off, on_ts, off_ts, ev_acc, mono, state = KERNEL.find_runs(
         ts, cond, rate, runs_py.new_state(), 5.0, 3.0, 60.0
     )
     assert list(ev_kind) == [runs_py.EV_STARTED, runs_py.EV_ENDED]
     assert list(ev_index) == [5, 23]  # confirmed after 5 s; ended once false for 3 s (20..23)
     assert list(ev_on) == [0.0, 0.0]
     assert list(ev_off) == [5.0, 20.0]
+    assert list(on_ts) == [0.0, 0.0] and list(off_ts) == [5.0, 20.0]
     assert ev_acc[1] == pytest.approx(20.0 * 3600.0)  # the blip is inside the run
     assert list(mono) == list(ts)
     assert state[runs_py.S_RUN] == 0.0
@@ -93,7 +94,7 @@ def test_clock_backwards_gives_no_negative_duration_and_silence_ends_the_run() -
     ts = array("d", [100.0, 101.0, 102.0, 50.0, 51.0, 52.0, 900.0, 901.0])
     cond = array("B", [1, 1, 1, 1, 1, 1, 1, 1])
     rate = array("d", [0.0] * 8)
-    ev_index, ev_kind, ev_on, ev_off, _acc, mono, _state = KERNEL.find_runs(
+    ev_index, ev_kind, ev_on, ev_off, on_ts, off_ts, _acc, mono, _state = KERNEL.find_runs(
         ts, cond, rate, runs_py.new_state(), 1.0, 0.0, 30.0
     )
     assert list(mono) == [0.0, 1.0, 2.0, 2.0, 3.0, 4.0, 34.0, 35.0]
@@ -101,6 +102,8 @@ def test_clock_backwards_gives_no_negative_duration_and_silence_ends_the_run() -
     assert list(ev_kind) == [1, 2, 1]
     assert list(ev_index) == [1, 6, 7]
     assert ev_off[1] - ev_on[1] == 4.0
+    # In source time: started at 100, confirmed at 101, ended at 52 (the last sample before the silence).
+    assert list(on_ts) == [100.0, 100.0, 900.0] and list(off_ts) == [101.0, 52.0, 901.0]
     assert all(off >= on for on, off in zip(ev_on, ev_off, strict=True))
 
 
