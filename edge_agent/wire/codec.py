@@ -23,7 +23,8 @@ from edge_agent.wire.varint import Reader
 FORMAT_VERSION = 1
 FORMATS: dict[int, str] = {1: "edge_agent.wire.v1:FORMAT"}
 #: Largest decompressed body any format may declare or produce (a decompression-bomb bound). A
-#: 300 s batch of 1 Hz positions and 10 Hz samples is about 50 kB before compression.
+#: 300 s batch of 1 Hz positions and 10 Hz samples is tens of kB before compression. Opening a blob
+#: holds at most about twice this in memory (zlib's output buffer and its copy).
 MAX_BODY_BYTES = 16 << 20
 
 

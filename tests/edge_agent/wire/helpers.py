@@ -80,7 +80,8 @@ def records(draw: st.DrawFn, max_size: int = 30) -> list[WireRecord]:
             kind = draw(st.text(min_size=1, max_size=20))
             payload = draw(generic_payloads)
         ts = draw(times)
-        recv = draw(times | st.floats(-5, 5).map(lambda d, ts=ts: max(-1e11, min(1e11, ts + d))))
+        recv = ts + draw(st.floats(-5, 5)) if draw(st.booleans()) else draw(times)
+        recv = max(-1e11, min(1e11, recv))
         out.append(WireRecord(next_id, kind, draw(st.integers(-(2**31), 2**31 - 1)), ts, recv, payload))
         next_id += draw(st.integers(1, 2**20))
     return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -77,7 +78,7 @@ def test_classify_is_exact_whatever_the_hint(value: float, hint: int) -> None:
 
 
 def test_misfit_payloads_of_columnar_kinds_travel_generic_and_exact() -> None:
-    odd = [
+    odd: list[tuple[str, dict[str, Any]]] = [
         ("position", {"lat": math.nan, "lon": 1.0}),
         ("position", {"lat": 1, "lon": 2}),  # ints stay ints (no quantisation to float)
         ("position", {"lat": 91.0, "lon": 0.0}),
