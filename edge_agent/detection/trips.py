@@ -36,6 +36,8 @@ SIGNALS = ("engine_speed", "wheel_speed", "fuel_rate", "odometer", "engine_hours
 #: Multipliers to our meter units (km, h, L) from the units profiles use.
 TO_KM = {"m": 0.001, "km": 1.0}
 TO_H = {"h": 1.0, "s": 1.0 / 3600.0, "min": 1.0 / 60.0}
+#: Bus counters held at one sample: odometer (km), engine hours (h), total fuel used (L); None if unknown.
+_Counters = tuple[float | None, float | None, float | None]
 
 
 def _floats(raw: object, n: int) -> list[float] | None:
@@ -79,6 +81,8 @@ class TripDetector:
         if not samples:
             return []
         ts, cond, speed, fuel = array("d"), array("B"), array("d"), array("d")
+        # The bus counters as they stood at each sample, so an event reads them at its own sample.
+        counters: list[_Counters] = []
         for s in samples:
             now = self._clock.advance(s.timestamp)
             scale = TO_KM.get(s.unit, 1.0) if s.signal == "odometer" else (
@@ -92,6 +96,9 @@ class TripDetector:
             speed.append(wheel if wheel is not None else gnss if gnss is not None else 0.0)
             rate = self._fresh("fuel_rate", now)
             fuel.append(rate if rate is not None else math.nan)
+            counters.append(
+                (self._counter("odometer"), self._counter("engine_hours"), self._counter("total_fuel_used"))
+            )
         runs = native.kernel("runs")
         idx, kind, on, off, on_ts, off_ts, dist, mono, self._dist_state = runs.find_runs(
             ts, cond, speed, self._dist_state, self.min_duration_s, self.end_debounce_s, MAX_GAP_S
@@ -103,24 +110,28 @@ class TripDetector:
         for k in range(len(idx)):
             i = idx[k]
             if kind[k] == EV_STARTED:
-                events.append(self._started(ts[i], on_ts[k], dist[k], fuel_acc[k]))
+                events.append(self._started(ts[i], on_ts[k], dist[k], fuel_acc[k], counters[i]))
             else:
                 events += self._ended(ts[i], on_ts[k], off_ts[k], max(off[k] - on[k], 0.0), dist[k], fuel_acc[k],
-                                      mono[i])
+                                      mono[i], counters[i])
         last = len(ts) - 1
         if self._dist_state[S_ACTIVE] and mono[last] - self._last_meter >= self.meter_interval_s:
             run_h = (mono[last] - self._dist_state[S_ON]) / 3600.0
             pending = self._dist_state[S_ACC] + (self._dist_state[S_GAP_ACC] if self._dist_state[S_IN_GAP] else 0.0)
-            events.append(self._meter(ts[last], pending / 3600.0, run_h, "periodic"))
+            events.append(self._meter(ts[last], pending / 3600.0, run_h, "periodic", counters[last]))
             self._last_meter = mono[last]
         return events
 
-    def _started(self, t: float, started_at: float, dist_acc: float, fuel_acc: float) -> Event:
-        odo, total = self._held.get("odometer"), self._held.get("total_fuel_used")
+    def _counter(self, name: str) -> float | None:
+        held = self._held.get(name)
+        return held[0] if held is not None else None
+
+    def _started(self, t: float, started_at: float, dist_acc: float, fuel_acc: float, at: _Counters) -> Event:
+        odo, _hours, total = at
         # Bus counters at confirmation, with what was integrated before it, give the trip's baseline.
         self._trip = {
             "started_at": started_at, "start_dist": dist_acc / 3600.0, "start_fuel": fuel_acc / 3600.0,
-            "odometer_km": odo[0] if odo else None, "total_fuel_l": total[0] if total else None,
+            "odometer_km": odo, "total_fuel_l": total,
             "lat": self._where[0] if self._where else None, "lon": self._where[1] if self._where else None,
         }
         payload: dict[str, object] = {
@@ -131,19 +142,22 @@ class TripDetector:
 
     def _ended(
         self, t: float, started_at: float, ended_at: float, duration: float, dist_acc: float, fuel_acc: float,
-        now: float,
+        now: float, at: _Counters,
     ) -> list[Event]:
         trip, self._trip = self._trip, {}
         integrated_km = dist_acc / 3600.0
-        odo, total = self._held.get("odometer"), self._held.get("total_fuel_used")
+        odo, _hours, total = at
         start_odo, start_total = trip.get("odometer_km"), trip.get("total_fuel_l")
-        if odo and isinstance(start_odo, float) and odo[0] >= start_odo:
-            distance, distance_source = odo[0] - start_odo + float(trip.get("start_dist", 0.0)), "odometer"  # type: ignore[arg-type]
+        start_dist, start_fuel = trip.get("start_dist", 0.0), trip.get("start_fuel", 0.0)
+        if odo is not None and isinstance(start_odo, float) and isinstance(start_dist, float) and odo >= start_odo:
+            distance, distance_source = odo - start_odo + start_dist, "odometer"
         else:
             distance, distance_source = integrated_km, "integrated"
         fuel: float | None
-        if total and isinstance(start_total, float) and total[0] >= start_total:
-            fuel, fuel_source = total[0] - start_total + float(trip.get("start_fuel", 0.0)), "total_fuel_used"  # type: ignore[arg-type]
+        if total is not None and isinstance(start_total, float) and isinstance(start_fuel, float) and (
+            total >= start_total
+        ):
+            fuel, fuel_source = total - start_total + start_fuel, "total_fuel_used"
         elif fuel_acc > 0.0:
             fuel, fuel_source = fuel_acc / 3600.0, "fuel_rate"
         else:
@@ -158,15 +172,15 @@ class TripDetector:
         self._odo_base_km += integrated_km
         self._hours_base += duration / 3600.0
         self._last_meter = now
-        return [Event(t, "trip_ended", Priority.EVENT, payload), self._meter(t, 0.0, 0.0, "trip_end")]
+        return [Event(t, "trip_ended", Priority.EVENT, payload), self._meter(t, 0.0, 0.0, "trip_end", at)]
 
-    def _meter(self, t: float, trip_km: float, trip_h: float, reason: str) -> Event:
-        odo, hours = self._held.get("odometer"), self._held.get("engine_hours")
+    def _meter(self, t: float, trip_km: float, trip_h: float, reason: str, at: _Counters) -> Event:
+        odo, hours, _total = at
         payload: dict[str, object] = {
-            "odometer_km": round(odo[0] if odo else self._odo_base_km + trip_km, 3),
-            "odometer_source": "bus" if odo else "integrated",
-            "engine_hours": round(hours[0] if hours else self._hours_base + trip_h, 4),
-            "engine_hours_source": "bus" if hours else "run_time",
+            "odometer_km": round(odo if odo is not None else self._odo_base_km + trip_km, 3),
+            "odometer_source": "bus" if odo is not None else "integrated",
+            "engine_hours": round(hours if hours is not None else self._hours_base + trip_h, 4),
+            "engine_hours_source": "bus" if hours is not None else "run_time",
             "reason": reason,
         }
         return Event(t, "meter", Priority.EVENT, payload)
