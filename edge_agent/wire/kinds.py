@@ -29,8 +29,9 @@ which optional fields it has.
 
 Samples (signal, value, unit, source) are lossless: signal names are string-table indices; unit
 and source are written as 0 when equal to the previous sample of the same signal (they nearly always
-are); the value is an int, a float that is exactly ``mantissa / 2**k`` or ``mantissa / 10**e``
-(see ``classify``: J1939 and OBD-II scalings make nearly every decoded value one of these), or any
+are); the value is an int, a float that is exactly ``mantissa / 2**k``, ``mantissa / 10**e`` or
+``mantissa * scale`` (see ``values.classify``: J1939 and OBD-II scalings make nearly every decoded
+value one of these), or any
 other float (NaN, infinities, -0.0, huge) stored as raw binary64. Mantissas are deltas from the
 previous sample of the same signal.
 """
@@ -42,7 +43,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge_agent.wire.errors import WireError
-from edge_agent.wire.values import DIVISORS, V_INT, V_RAW, StringTable, classify, string_at
+from edge_agent.wire.values import V_INT, V_RAW, StringTable, classify, restore, string_at
 from edge_agent.wire.varint import MAX_INT_BITS, Reader, Writer
 
 
@@ -213,7 +214,7 @@ class SampleCodec:
             if c == V_INT:
                 values.append(m)
             elif c < V_INT:
-                values.append(m / DIVISORS[c])
+                values.append(restore(c, m))
             else:
                 raise WireError("malformed", f"sample value class {c}")
         for i, c in enumerate(classes):

@@ -31,25 +31,44 @@ _CANONICAL_NAN = bytes.fromhex("7ff8000000000000")
 _F64 = struct.Struct(">d")
 
 
-#: Value classes of a float (sample values, floats in generic payloads). A float travels as
-#: ``mantissa / 2**k`` (classes 0..MAX_BINARY: J1939
-#: scalings such as 0.125 rpm/bit, 1/256 km/h/bit or 0.03125 degC/bit give these, and the mantissa
-#: is then the raw bus value), else as ``mantissa / 10**e`` (decimal classes, e = 1..MAX_DECIMALS:
-#: 0.05 V/bit, 0.4 %/bit), else raw binary64. Ints are their own class.
+#: Value classes of a float (sample values, floats in generic payloads), tried in this order:
+#:
+#: - binary, ``mantissa / 2**k`` (k = 0..MAX_BINARY): J1939 scalings such as 0.125 rpm/bit,
+#:   1/256 km/h/bit or 0.03125 degC/bit with offset -273 give these, the mantissa being the raw value;
+#: - decimal, ``mantissa / 10**e`` (e = 1..MAX_DECIMALS): values typed or rounded in decimal;
+#: - product, ``mantissa * MULTIPLIERS[i]``: the edge decodes ``raw * scale + offset`` in binary64, and
+#:   for a non-binary scale (0.4 %/bit, 0.05 V/bit) that product is usually not a short decimal
+#:   (0.4 * 3 = 1.2000000000000002) but is exactly ``raw * scale`` when the offset is 0. The list
+#:   holds the non-binary scales of SAE J1939-71 SPNs and our DBCs (100/255 is the OBD-II percent).
+#:
+#: Ints are class V_INT; anything else (NaN, infinities, -0.0, huge, long binary fractions) is V_RAW.
+#: The numbering is part of format v1: append new multipliers only in a new format version.
 MAX_BINARY = 24
 MAX_DECIMALS = 9
+MULTIPLIERS = (0.1, 0.01, 0.001, 0.0001, 0.4, 0.05, 0.005, 0.0025, 0.02, 0.2, 0.025, 0.5 / 3, 0.392156862745098,
+               100 / 255, 0.00195312, 0.3, 0.6, 1.6)
 _DECIMAL0 = MAX_BINARY + 1
-V_INT = _DECIMAL0 + MAX_DECIMALS
+_PRODUCT0 = _DECIMAL0 + MAX_DECIMALS
+V_INT = _PRODUCT0 + len(MULTIPLIERS)
 V_RAW = V_INT + 1
 #: Floats at or above this magnitude are sent raw (mantissas would pass 2**53 and lose the point).
 _SCALED_LIMIT = 2.0**40
-DIVISORS = tuple([2.0**k for k in range(MAX_BINARY + 1)] + [10.0**e for e in range(1, MAX_DECIMALS + 1)])
+_DIVISORS = tuple([2.0**k for k in range(MAX_BINARY + 1)] + [10.0**e for e in range(1, MAX_DECIMALS + 1)])
+
+
+def restore(c: int, m: int) -> float:
+    """The float of class ``c`` (< V_INT) and mantissa ``m``; OverflowError if ``m`` is absurd."""
+    return m / _DIVISORS[c] if c < _PRODUCT0 else m * MULTIPLIERS[c - _PRODUCT0]
 
 
 def _exact(value: float, c: int) -> int | None:
-    d = DIVISORS[c]
-    m = round(value * d)
-    return m if m / d == value else None
+    if c < _PRODUCT0:
+        d = _DIVISORS[c]
+        m = round(value * d)
+        return m if m / d == value else None
+    s = MULTIPLIERS[c - _PRODUCT0]
+    m = round(value / s)
+    return m if m * s == value else None
 
 
 def classify(value: float | int, hint: int = -1) -> tuple[int, int]:
@@ -185,7 +204,7 @@ def read_value(r: Reader, strings: list[str], depth: int = 0) -> Any:
         c = r.uvarint()
         if c >= V_INT:
             raise WireError("malformed", f"float class {c}")
-        return r.svarint() / DIVISORS[c]
+        return restore(c, r.svarint())
     if tag == T_STR:
         return string_at(strings, r.uvarint())
     if tag == T_LIST:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from edge_agent.wire import GENESIS_HASH, Batch, InvalidRecord, WireError, WireRecord, decode_body, encode_body
 from edge_agent.wire.codec import get_format
 from edge_agent.wire.kinds import PositionCodec, SampleCodec
-from edge_agent.wire.values import V_RAW, classify
+from edge_agent.wire.values import V_RAW, classify, restore
 from tests.edge_agent.wire.helpers import check_batch, records, same
 
 
@@ -70,11 +70,19 @@ def test_samples_are_lossless_for_every_float() -> None:
 
 @given(st.floats(allow_nan=True, allow_infinity=True), st.integers(-1, 40))
 def test_classify_is_exact_whatever_the_hint(value: float, hint: int) -> None:
-    from edge_agent.wire.values import DIVISORS
-
     c, m = classify(value, hint)
     if c != V_RAW:
-        assert m / DIVISORS[c] == value and math.copysign(1, m / DIVISORS[c]) == math.copysign(1, value)
+        assert same(restore(c, m), value)
+    else:
+        assert not math.isfinite(value) or value == 0 or all(classify(value, h)[0] == V_RAW for h in range(V_RAW))
+
+
+@pytest.mark.parametrize(("scale", "offset"), [(0.4, 0.0), (0.05, 0.0), (0.392156862745098, 0.0), (0.00195312, 0.0),
+                                               (0.001, 0.0), (0.125, 0.0), (0.03125, -273.0), (1.0, -40.0)])
+def test_bus_values_of_common_scalings_are_not_raw(scale: float, offset: float) -> None:
+    # raw * scale + offset is how the edge decodes J1939 and DBC signals (edge_agent/decoding/catalog.py)
+    for raw in range(0, 4000, 7):
+        assert classify(raw * scale + offset)[0] != V_RAW, (raw, scale)
 
 
 def test_misfit_payloads_of_columnar_kinds_travel_generic_and_exact() -> None:
