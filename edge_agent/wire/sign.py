@@ -65,7 +65,19 @@ def read_header(blob: bytes) -> tuple[Header, int]:
 
 
 def open_batch(blob: bytes, public_key_lookup: PublicKeyLookup) -> Batch:
-    """Verify and decode a sealed batch. ``public_key_lookup(device_id)`` returns the device's key or None."""
+    """Verify and decode a sealed batch. ``public_key_lookup(device_id)`` returns the device's key or None.
+
+    Every failure is a ``VerificationError`` whose ``reason`` is one of ``errors.REASONS``.
+    """
+    try:
+        return _open(blob, public_key_lookup)
+    except VerificationError:
+        raise
+    except WireError as exc:
+        raise VerificationError(exc.reason, exc.detail) from None
+
+
+def _open(blob: bytes, public_key_lookup: PublicKeyLookup) -> Batch:
     header, body_at = read_header(blob)
     key = public_key_lookup(header.device_id)
     if key is None:
