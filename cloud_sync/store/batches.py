@@ -28,10 +28,11 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select, tuple_, update
+from sqlalchemy import Connection, and_, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from cloud_sync.store.schema import batches, chain_gaps, device_health, events, positions, records
+from cloud_sync.store.bulk import insert_rows
+from cloud_sync.store.schema import batches, chain_gaps, device_health
 from edge_agent.wire import GENESIS_HASH, Batch
 
 #: How far (in batches) behind the newest committed seq of its epoch a batch may arrive. A device
@@ -114,40 +115,24 @@ def _store_records(conn: Connection, batch: Batch, received_at: float) -> None:
     if not batch.records:
         return
     device, epoch, seq = batch.key
-    rec_rows: list[dict[str, Any]] = []
-    pos_rows: list[dict[str, Any]] = []
-    evt_rows: list[dict[str, Any]] = []
+    rec_rows: list[tuple[Any, ...]] = []
+    pos_rows: list[tuple[Any, ...]] = []
+    evt_rows: list[tuple[Any, ...]] = []
     for r in batch.records:
-        rec_rows.append({"device_id": device, "record_id": r.id, "kind": r.kind, "priority": r.priority,
-                         "device_time": r.timestamp, "edge_received_at": r.received_at,
-                         "cloud_received_at": received_at, "boot_epoch": epoch, "seq": seq, "payload": r.payload})
+        rec_rows.append((device, r.id, r.kind, r.priority, r.timestamp, r.received_at, received_at, epoch, seq,
+                         r.payload))
         if r.kind == POSITION_KIND:
             p = r.payload
             lat, lon = _finite(p.get("lat")), _finite(p.get("lon"))
             # A position without a usable fix (NaN, out of range) stays in ``records`` only.
             if lat is not None and lon is not None and abs(lat) <= 90 and abs(lon) <= 180:
-                pos_rows.append({"device_id": device, "record_id": r.id, "device_time": r.timestamp,
-                                 "lat": lat, "lon": lon, "speed_mps": _finite(p.get("speed_mps")),
-                                 "course_deg": _finite(p.get("course_deg"))})
+                pos_rows.append((device, r.id, r.timestamp, lat, lon, _finite(p.get("speed_mps")),
+                                 _finite(p.get("course_deg"))))
         elif r.kind not in SAMPLE_KINDS:
-            evt_rows.append({"device_id": device, "record_id": r.id, "kind": r.kind, "priority": r.priority,
-                             "device_time": r.timestamp, "payload": r.payload})
-    ins = _insert(conn)
-    stmt = ins(records)
-    # A record re-sent in another batch is stored once; it names the earliest batch that carried it
-    # and the earliest cloud arrival, so the stored row does not depend on arrival order.
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[records.c.device_id, records.c.record_id],
-        set_={"boot_epoch": stmt.excluded.boot_epoch, "seq": stmt.excluded.seq,
-              "cloud_received_at": func.min(stmt.excluded.cloud_received_at, records.c.cloud_received_at)
-              if conn.dialect.name == "sqlite" else func.least(stmt.excluded.cloud_received_at,
-                                                               records.c.cloud_received_at)},
-        where=tuple_(stmt.excluded.boot_epoch, stmt.excluded.seq) < tuple_(records.c.boot_epoch, records.c.seq))
-    conn.execute(stmt, rec_rows)
-    if pos_rows:
-        conn.execute(ins(positions).on_conflict_do_nothing(), pos_rows)
-    if evt_rows:
-        conn.execute(ins(events).on_conflict_do_nothing(), evt_rows)
+            evt_rows.append((device, r.id, r.kind, r.priority, r.timestamp, r.payload))
+    insert_rows(conn, "records", rec_rows)
+    insert_rows(conn, "positions", pos_rows)
+    insert_rows(conn, "events", evt_rows)
 
 
 def _update_health(conn: Connection, batch: Batch, received_at: float) -> None:

@@ -32,9 +32,13 @@ def _device(row: object) -> Device:
 
 
 def get_device(conn: Connection, device_id: str, *, for_update: bool = False) -> Device | None:
-    """The device, or None. ``for_update`` locks its row (PostgreSQL) so one device's batches commit in turn."""
+    """The device, or None. ``for_update`` locks it so one device's batches commit in turn: a row lock on
+    PostgreSQL; on SQLite a no-op write as the transaction's first statement, which takes the database's
+    write lock before anything is read (a deferred transaction that read first could not upgrade)."""
     query = select(devices).where(devices.c.id == device_id)
     if for_update:
+        if conn.dialect.name == "sqlite":
+            conn.execute(update(devices).where(devices.c.id == device_id).values(id=devices.c.id))
         query = query.with_for_update()
     row = conn.execute(query).first()
     return None if row is None else _device(row)
