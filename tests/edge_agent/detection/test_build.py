@@ -19,6 +19,9 @@ from edge_agent.pipeline import DETECTOR_STATE_KEY, Pipeline
 from edge_agent.replay import ReplayOptions, run_replay
 from firmware_profiles import load_profile
 
+# The detectors run native/ kernels: CI runs these compiled and with FLEET_PURE_PYTHON=1.
+pytestmark = pytest.mark.native
+
 ROOT = Path(__file__).resolve().parents[3]
 NMEA = ROOT / "tests" / "data" / "real" / "nmea" / "gnss_drive.nmea"
 VAN_CAPTURE = ROOT / "tests" / "data" / "sim" / "van_obd2.log"

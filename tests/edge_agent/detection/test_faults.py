@@ -20,6 +20,9 @@ from edge_agent.model import (
 )
 from firmware_profiles import load_profile
 
+# The detectors run native/ kernels: CI runs these compiled and with FLEET_PURE_PYTHON=1.
+pytestmark = pytest.mark.native
+
 TRUCK = dict(load_profile("heavy_truck_j1939").thresholds)  # debounce 10 s, coolant 105, battery 23, oil 100
 T0 = 1_700_000_000.0
 AMBER = Lamps(protect=LampState.OFF, amber_warning=LampState.ON, red_stop=LampState.OFF, mil=LampState.OFF)

@@ -18,6 +18,9 @@ from edge_agent.detection.geojson import Fence, load_geofences
 from edge_agent.model import Event, Fix, TimedLine
 from native.geofence_py import M_PER_DEG
 
+# The detectors run native/ kernels: CI runs these compiled and with FLEET_PURE_PYTHON=1.
+pytestmark = pytest.mark.native
+
 ROOT = Path(__file__).resolve().parents[3]
 CAPTURE = ROOT / "tests" / "data" / "real" / "nmea" / "gnss_drive.nmea"
 LAT0, LON0 = 48.0, 11.0

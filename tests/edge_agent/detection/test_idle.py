@@ -11,6 +11,9 @@ from edge_agent.detection.idle import IdleDetector
 from edge_agent.model import Event, Fix, Sample
 from firmware_profiles import load_profile
 
+# The detectors run native/ kernels: CI runs these compiled and with FLEET_PURE_PYTHON=1.
+pytestmark = pytest.mark.native
+
 TRUCK = dict(load_profile("heavy_truck_j1939").thresholds)  # 450 rpm, 300 s, 3 L/h estimate
 T0 = 1_700_000_000.0
 SRC = "j1939:0x00"

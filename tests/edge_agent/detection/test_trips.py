@@ -12,6 +12,9 @@ from edge_agent.detection.trips import TripDetector
 from edge_agent.model import Event, Fix, Sample
 from firmware_profiles import load_profile
 
+# The detectors run native/ kernels: CI runs these compiled and with FLEET_PURE_PYTHON=1.
+pytestmark = pytest.mark.native
+
 TRUCK = dict(load_profile("heavy_truck_j1939").thresholds)
 VAN = dict(load_profile("light_obd2").thresholds)
 T0 = 1_700_000_000.0
