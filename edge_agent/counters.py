@@ -40,6 +40,19 @@ COUNTER_DOCS: dict[str, str] = {
     "can_error_frames": "CAN error frames seen on a bus or in a capture; skipped (the bus state tells more).",
     "can_remote_frames": "CAN remote (RTR) frames seen on a bus or in a capture; skipped (they carry no data).",
     "geofence_fixes_ignored": "Fixes the geofence detector skipped: invalid, no position, or below its quality bar.",
+    "batches_sent": "Batches sealed and handed to MQTT (QoS 1) by the uplink.",
+    "batches_committed": "Batches the cloud acked committed or duplicate; their rows left the outbox.",
+    "batches_rejected": "Batches the cloud acked rejected (reason in the log); rows kept, sending paused.",
+    "puback_failures": "PUBACKs with an MQTT v5 failure reason code (>= 0x80, e.g. 0x87 not authorised); rows kept.",
+    "ack_timeouts": "Batches with no cloud ack within uplink.ack_timeout_s; their rows went back to pending.",
+    "mqtt_reconnects": "MQTT connections made after the first one (each follows a lost connection).",
+    "mqtt_connect_failures": "MQTT connection attempts that failed (refused, timed out, CONNACK refusal); retried.",
+    "records_uplinked": "Records deleted from the outbox because the cloud acked their batch.",
+    "batches_split": "Sealed batches over the packet limit that were halved and sealed again.",
+    "acks_unmatched": "Cloud acks for no batch awaiting one (an earlier boot epoch, a timed-out or repeated batch).",
+    "publish_refused": "Batches paho refused because its queue (uplink.max_queued) was full; rows kept.",
+    "uplink_outbox_errors": "Outbox errors met by the uplink's tick (retried on the next tick).",
+    "uplink_events_dropped": "MQTT events dropped on a full uplink event queue (rows wait for their ack timeout).",
 }
 
 DECODE_ERROR_DOCS: dict[str, str] = {
@@ -65,6 +78,9 @@ DECODE_ERROR_DOCS: dict[str, str] = {
     "nmea_field": "A sentence whose fields are out of range (latitude over 90, bad time).",
     "j1939_vin_malformed": "A J1939 VI (PGN 65260) payload with no VIN or non-printable bytes.",
     "outbox_bad_record": "A record the outbox cannot store (payload not JSON, timestamp not finite, no kind); skipped.",
+    "uplink_invalid_record": "An outbox row the wire cannot carry (time or kind out of the wire's range); removed.",
+    "uplink_record_too_large": "An outbox row that alone exceeds the packet limit once sealed; removed.",
+    "uplink_bad_ack": "A message on the ack topic that is not a valid Ack document; ignored.",
 }
 
 

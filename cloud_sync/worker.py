@@ -1,0 +1,231 @@
+"""The MQTT ingest worker: batches from ``$share/ingest/fleet/v1/+/batch`` into ``Ingestor``, acks back.
+
+Run it as ``python -m cloud_sync.worker --broker HOST:PORT --database URL``; start more (on more
+machines) to split the load: the MQTT v5 shared subscription (OASIS MQTT 5.0, 4.8.2) hands each
+batch to one worker of the group. For every message the worker calls ``Ingestor.ingest`` and
+publishes the encoded ``Ack`` (QoS 1) to ``fleet/v1/<device>/ack``, the device named by the topic.
+
+The batch's own PUBACK is sent by hand, after the ack has been handed to paho: a worker that dies
+mid-ingest leaves the batch unacknowledged at the broker, which gives it to another worker. A PUBACK
+is only sent on the connection that delivered the message (packet ids belong to a connection);
+after a reconnect the broker re-delivers, and the ingest answers ``duplicate``.
+
+paho's network thread only queues messages; the ingest (SQLAlchemy) runs on the caller's thread.
+The queue is bounded by the Receive Maximum we announce in CONNECT (MQTT v5 3.1.2.11.3): the broker
+never has more unacknowledged batches in flight to us than that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import queue
+import signal
+import socket
+import ssl
+import sys
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from cloud_sync.ingest import UNREADABLE_DEVICE, Ingestor
+from cloud_sync.store import make_engine, migrate
+from edge_agent.wire import Ack, WireError, encode_ack
+
+log = logging.getLogger(__name__)
+
+TOPIC_FILTER = "fleet/v1/+/batch"
+DEFAULT_GROUP = "ingest"
+#: Batches the broker may have in flight to one worker (CONNECT Receive Maximum).
+DEFAULT_RECEIVE_MAXIMUM = 32
+#: Session Expiry Interval: a restarted worker with the same client id finds its queue again.
+DEFAULT_SESSION_EXPIRY_S = 3600
+KEEPALIVE_S = 30
+#: paho's own reconnect backoff (exponential between these), for a broker restart.
+RECONNECT_MIN_S, RECONNECT_MAX_S = 1, 8
+
+
+def shared_filter(group: str) -> str:
+    return f"$share/{group}/{TOPIC_FILTER}"
+
+
+def device_of(topic: str) -> str | None:
+    """``fleet/v1/<device>/batch`` -> ``<device>``; None for any other topic."""
+    parts = topic.split("/")
+    if len(parts) == 4 and parts[:2] == ["fleet", "v1"] and parts[3] == "batch" and parts[2]:
+        return parts[2]
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Inbound:
+    mid: int
+    qos: int
+    topic: str
+    payload: bytes
+    connection: int
+
+
+class IngestWorker:
+    """One MQTT client in the shared-subscription group, feeding one ``Ingestor``."""
+
+    def __init__(self, ingestor: Ingestor, host: str, port: int, *, client_id: str | None = None,
+                 group: str = DEFAULT_GROUP, receive_maximum: int = DEFAULT_RECEIVE_MAXIMUM,
+                 session_expiry_s: int = DEFAULT_SESSION_EXPIRY_S, tls_ca: str | None = None,
+                 tls_cert: str | None = None, tls_key: str | None = None) -> None:
+        self.ingestor = ingestor
+        self.host, self.port = host, port
+        self.group = group
+        self.receive_maximum = receive_maximum
+        self.session_expiry_s = session_expiry_s
+        self.client_id = client_id or f"fleet-ingest-{socket.gethostname()}-{os.getpid()}"
+        self.subscribed = threading.Event()
+        self.processed = 0
+        self._inbox: queue.Queue[_Inbound] = queue.Queue()
+        self._connection = 0
+        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5,
+                                   manual_ack=True)
+        if tls_ca is not None:
+            self._client.tls_set(ca_certs=tls_ca, certfile=tls_cert, keyfile=tls_key, cert_reqs=ssl.CERT_REQUIRED,
+                                 tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        self._client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_subscribe = self._on_subscribe
+        self._client.on_message = self._on_message
+
+    def start(self) -> None:
+        """Connect in paho's thread (it retries until the broker is up) and subscribe on every connect."""
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self.session_expiry_s
+        props.ReceiveMaximum = self.receive_maximum
+        self._client.connect_async(self.host, self.port, keepalive=KEEPALIVE_S, clean_start=False,
+                                   properties=props)
+        self._client.loop_start()
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def run(self, stop: threading.Event, poll_s: float = 0.2) -> None:
+        """Ingest messages until ``stop`` is set."""
+        while not stop.is_set():
+            self.process_one(poll_s)
+
+    def process_one(self, timeout: float) -> bool:
+        """Ingest one queued message (waiting up to ``timeout``); False if none came."""
+        try:
+            msg = self._inbox.get(timeout=timeout)
+        except queue.Empty:
+            return False
+        device = device_of(msg.topic)
+        try:
+            ack = self.ingestor.ingest(msg.payload)
+            self._answer(device, ack)
+        except Exception:
+            # The store is down or broken: no ack, so the device sends the rows again after its ack
+            # timeout. The PUBACK still goes, or the batch would pin a Receive Maximum slot.
+            log.exception("ingest of a batch on %s failed; the device will retry", msg.topic)
+        self.processed += 1
+        if msg.connection == self._connection:
+            self._client.ack(msg.mid, msg.qos)
+        return True
+
+    def _answer(self, device: str | None, ack: Ack) -> None:
+        if device is None:
+            log.warning("batch on an unexpected topic; no ack sent")
+            return
+        if ack.device_id == UNREADABLE_DEVICE:
+            try:
+                ack = Ack(device, ack.boot_epoch, ack.seq, ack.status, ack.reason, ack.stored)
+            except WireError:
+                log.warning("batch on topic of invalid device id %r; no ack sent", device)
+                return
+        elif ack.device_id != device:
+            # The broker's ACL ties topics to devices; a batch signed for another id on this topic is
+            # answered where it came from (and the device will not recognise the ack).
+            log.warning("batch from %s published on the topic of %s", ack.device_id, device)
+        self._client.publish(f"fleet/v1/{device}/ack", encode_ack(ack), qos=1)
+
+    # -- paho callbacks (network thread: hand off only) --------------------------------------------
+
+    def _on_connect(self, client: mqtt.Client, _userdata: Any, flags: Any, reason_code: ReasonCode,
+                    _properties: Properties | None) -> None:
+        if reason_code.is_failure:
+            log.error("broker %s:%d refused the worker: %s", self.host, self.port, reason_code)
+            return
+        self._connection += 1
+        log.info("worker %s connected (session present: %s)", self.client_id, flags.session_present)
+        client.subscribe(shared_filter(self.group), qos=1)
+
+    def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: ReasonCode,
+                       _properties: Properties | None) -> None:
+        self._connection += 1  # PUBACKs for messages of the old connection must not go out on the next one
+        log.warning("worker %s disconnected: %s", self.client_id, reason_code)
+
+    def _on_subscribe(self, _client: mqtt.Client, _userdata: Any, _mid: int, reason_codes: list[ReasonCode],
+                      _properties: Properties | None) -> None:
+        if all(not rc.is_failure for rc in reason_codes):
+            self.subscribed.set()
+        else:
+            log.error("subscription to %s refused: %s", shared_filter(self.group), reason_codes)
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        self._inbox.put(_Inbound(message.mid, message.qos, message.topic, bytes(message.payload), self._connection))
+
+
+def parse_broker(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"--broker must be HOST:PORT, got {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cloud_sync.worker", description=__doc__.split("\n")[0])
+    parser.add_argument("--broker", type=parse_broker, required=True, help="MQTT broker HOST:PORT")
+    parser.add_argument("--database", required=True, help="store URL: sqlite:///path or postgresql://...")
+    parser.add_argument("--client-id", help="MQTT client id (stable across restarts keeps the session)")
+    parser.add_argument("--group", default=DEFAULT_GROUP, help="shared subscription group (default: ingest)")
+    parser.add_argument("--receive-maximum", type=int, default=DEFAULT_RECEIVE_MAXIMUM)
+    parser.add_argument("--tls-ca")
+    parser.add_argument("--tls-cert")
+    parser.add_argument("--tls-key")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    engine = make_engine(args.database)
+    migrate(engine)
+    ingestor = Ingestor(engine)
+    host, port = args.broker
+    worker = IngestWorker(ingestor, host, port, client_id=args.client_id, group=args.group,
+                          receive_maximum=args.receive_maximum, tls_ca=args.tls_ca, tls_cert=args.tls_cert,
+                          tls_key=args.tls_key)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda _signum, _frame: stop.set())
+    worker.start()
+    announced = False
+    while not stop.is_set():
+        worker.process_one(0.2)
+        if not announced and worker.subscribed.is_set():
+            # One JSON line on stdout for supervisors and tests: the worker takes batches from now on.
+            print(json.dumps({"event": "subscribed", "client_id": worker.client_id}), flush=True)
+            announced = True
+    worker.close()
+    print(json.dumps({"event": "stopped", "processed": worker.processed,
+                      "metrics": ingestor.metrics.snapshot()}), flush=True)
+    engine.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

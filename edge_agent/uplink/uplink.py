@@ -1,0 +1,285 @@
+"""``Uplink``: claims outbox rows, seals them into chained batches, publishes them, and deletes rows on ack.
+
+Driven by the daemon thread (``tick``); it never blocks and is the only place the uplink touches
+SQLite. Each tick:
+
+1. handles the transport's events: a PUBACK with a failure reason code (>= 0x80, say 0x87 "not
+   authorised") puts the batch's rows back to pending, counted and logged; a successful PUBACK only
+   notes that the broker has the batch. The cloud's ``Ack`` decides: ``committed`` or ``duplicate``
+   deletes the rows, ``rejected`` puts them back and pauses sending for ``reject_backoff_s``;
+2. puts back the rows of batches whose ack has not come within ``ack_timeout_s``; they leave again in
+   a new batch (the cloud stores a record once, whatever batch carries it);
+3. while connected and fewer than ``max_inflight`` batches await an ack, claims and publishes another.
+
+Order and size. ``Outbox.claim`` returns the highest priority first, then the oldest, so after a
+long outage the backlog drains oldest-first while each batch first takes whatever faults, events or
+drop reports arrived since the last one. A batch holds up to ``max_batch_records``: with a backlog
+every batch is full, live traffic leaves in small batches at most every ``linger_s``. Its sealed size
+stays within ``max_batch_bytes`` and the broker's Maximum Packet Size (from CONNACK): the claim's byte
+budget is the packet limit over the learned ratio of sealed bytes to outbox bytes, and a batch that
+still comes out too big is halved (the other half released) and sealed again.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from edge_agent.counters import Counters
+from edge_agent.errors import OutboxError
+from edge_agent.outbox import Outbox, StoredRecord
+from edge_agent.uplink.identity import STATE_KEY, ChainState
+from edge_agent.uplink.settings import UplinkSettings, batch_topic
+from edge_agent.uplink.transport import AckMessage, Connected, Disconnected, Event, MqttTransport, PubAck
+from edge_agent.wire import Batch, InvalidRecord, WireError, WireRecord, batch_hash, decode_ack, seal
+
+log = logging.getLogger(__name__)
+
+#: MQTT v5 reason codes from 0x80 up are failures (OASIS MQTT 5.0, 2.4 "Reason Code").
+REASON_FAILURE = 0x80
+#: Bytes of a PUBLISH packet besides topic and payload: fixed header (up to 5), topic length (2),
+#: packet id (2), property length (1+), with room to spare for the properties paho may add.
+PUBLISH_OVERHEAD = 32
+#: Claim this fraction of the estimated byte budget, so the first seal nearly always fits.
+BUDGET_MARGIN = 0.9
+#: Rejections that mean the cloud and we disagree about the chain: start a fresh boot epoch.
+CHAIN_REASONS = frozenset({"seq_reused", "chain_broken", "replay"})
+
+
+@dataclass(slots=True)
+class InFlight:
+    """A published batch waiting for the cloud's ack."""
+
+    key: tuple[int, int]  # (boot_epoch, seq)
+    ids: list[int]
+    mid: int
+    sent_at: float
+    pubacked: bool = False
+
+
+class Uplink:
+    """Store-and-forward from an ``Outbox`` to the cloud over an ``MqttTransport``."""
+
+    def __init__(self, outbox: Outbox, transport: MqttTransport, private_key: Ed25519PrivateKey, device_id: str,
+                 settings: UplinkSettings, counters: Counters | None = None,
+                 wall_clock: Callable[[], float] = time.time) -> None:
+        self.outbox = outbox
+        self.transport = transport
+        self.key = private_key
+        self.device_id = device_id
+        self.settings = settings
+        self.counters = counters if counters is not None else Counters()
+        self.wall_clock = wall_clock
+        self.topic = batch_topic(device_id)
+        self.chain = self._new_epoch()
+        self._inflight: dict[tuple[int, int], InFlight] = {}
+        self._by_mid: dict[int, tuple[int, int]] = {}
+        self._broker_max_packet: int | None = None
+        self._wire_ratio = 1.0  # sealed bytes per outbox byte; starts pessimistic (no compression)
+        self._last_sent = -math.inf
+        self._hold_until = -math.inf
+
+    def _new_epoch(self) -> ChainState:
+        """Draw a boot epoch and persist it before any batch of it leaves (see ``identity``)."""
+        state = self.outbox.get_state(STATE_KEY) or {}
+        last = state.get("boot_epoch")
+        chain = ChainState.fresh(last if isinstance(last, int) else None, self.wall_clock())
+        self.outbox.put_state(STATE_KEY, {"boot_epoch": chain.boot_epoch, "started_at": self.wall_clock()})
+        log.info("uplink %s: boot epoch %d", self.device_id, chain.boot_epoch)
+        return chain
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.transport.start()
+
+    def close(self) -> None:
+        """Stop the transport and put unacked rows back to pending (a restart would do it too)."""
+        self.transport.close()
+        ids = [i for b in self._inflight.values() for i in b.ids]
+        self._inflight.clear()
+        self._by_mid.clear()
+        if ids:
+            try:
+                self.outbox.release(ids)
+            except OutboxError as exc:
+                log.warning("uplink: releasing %d rows at close failed (the next start resets them): %s",
+                            len(ids), exc)
+
+    @property
+    def packet_limit(self) -> int:
+        """Largest sealed batch we may publish now."""
+        limit = self.settings.max_batch_bytes
+        if self._broker_max_packet is not None:
+            limit = min(limit, self._broker_max_packet - PUBLISH_OVERHEAD - len(self.topic.encode()))
+        return max(limit, 1)
+
+    def status(self) -> dict[str, object]:
+        return {"connected": self.transport.connected, "boot_epoch": self.chain.boot_epoch,
+                "next_seq": self.chain.seq, "in_flight_batches": len(self._inflight),
+                "in_flight_records": sum(len(b.ids) for b in self._inflight.values()),
+                "packet_limit": self.packet_limit}
+
+    # -- the tick ----------------------------------------------------------------------------------
+
+    def tick(self, now: float | None = None) -> None:
+        """One round of events, timeouts and sends. ``now`` is ``time.monotonic()`` seconds."""
+        t = time.monotonic() if now is None else now
+        try:
+            for event in self.transport.poll():
+                self._handle(event, t)
+            self._expire(t)
+            self._send(t)
+        except OutboxError as exc:
+            # The daemon keeps recording; the rows stay where they are and the next tick tries again.
+            self.counters.inc("uplink_outbox_errors")
+            log.error("uplink: outbox error, will retry: %s", exc)
+
+    def _handle(self, event: Event, now: float) -> None:
+        if isinstance(event, AckMessage):
+            self._on_ack(event.payload, now)
+        elif isinstance(event, PubAck):
+            self._on_puback(event)
+        elif isinstance(event, Connected):
+            self._broker_max_packet = event.max_packet_size
+        elif isinstance(event, Disconnected):
+            log.debug("uplink: disconnected (%s); %d batches await acks", event.reason, len(self._inflight))
+
+    def _on_puback(self, event: PubAck) -> None:
+        key = self._by_mid.pop(event.mid, None)
+        batch = self._inflight.get(key) if key is not None else None
+        if batch is None:
+            return  # a batch already given up on (ack timeout) finally reached the broker
+        if event.reason_code < REASON_FAILURE:
+            batch.pubacked = True
+            return
+        del self._inflight[batch.key]
+        self.outbox.release(batch.ids)
+        self.counters.inc("puback_failures")
+        log.warning("uplink: broker refused batch %d/%d (%d records): PUBACK 0x%02X %s; rows kept",
+                    *batch.key, len(batch.ids), event.reason_code, event.reason)
+
+    def _on_ack(self, payload: bytes, now: float) -> None:
+        try:
+            ack = decode_ack(payload)
+        except WireError as exc:
+            self.counters.decode_error("uplink_bad_ack")
+            log.warning("uplink: unreadable ack (%s)", exc)
+            return
+        batch = self._inflight.pop((ack.boot_epoch, ack.seq), None) if ack.device_id == self.device_id else None
+        if batch is None:
+            # Stale (an earlier boot epoch, a batch given up on) or repeated: its rows are handled elsewhere.
+            self.counters.inc("acks_unmatched")
+            return
+        self._by_mid.pop(batch.mid, None)
+        if ack.releases_rows:
+            self.outbox.delete(batch.ids)
+            self.counters.inc("batches_committed")
+            self.counters.inc("records_uplinked", len(batch.ids))
+            return
+        self.outbox.release(batch.ids)
+        self.counters.inc("batches_rejected")
+        self._hold_until = now + self.settings.reject_backoff_s
+        log.error("uplink: cloud rejected batch %d/%d (%d records): %s; rows kept, sending again in %.0f s",
+                  *batch.key, len(batch.ids), ack.reason, self.settings.reject_backoff_s)
+        if ack.reason in CHAIN_REASONS and batch.key[0] == self.chain.boot_epoch:
+            self.chain = self._new_epoch()
+
+    def _expire(self, now: float) -> None:
+        late = [b for b in self._inflight.values() if now - b.sent_at >= self.settings.ack_timeout_s]
+        for b in late:
+            del self._inflight[b.key]
+            self._by_mid.pop(b.mid, None)
+            self.outbox.release(b.ids)
+            self.counters.inc("ack_timeouts")
+            log.warning("uplink: no ack for batch %d/%d within %.0f s (broker had it: %s); %d rows back to pending",
+                        *b.key, self.settings.ack_timeout_s, b.pubacked, len(b.ids))
+
+    def _send(self, now: float) -> None:
+        s = self.settings
+        while self.transport.connected and len(self._inflight) < s.max_inflight and now >= self._hold_until:
+            pending = self.outbox.depth() - sum(len(b.ids) for b in self._inflight.values())
+            if pending <= 0:
+                return
+            if pending < s.max_batch_records and now - self._last_sent < s.linger_s:
+                return  # not a full batch yet: let it grow a little
+            built = self._build()
+            if built is None:
+                return
+            blob, ids = built
+            mid = self.transport.publish(self.topic, blob)
+            if mid is None:
+                self.outbox.release(ids)
+                self.counters.inc("publish_refused")
+                return
+            key = (self.chain.boot_epoch, self.chain.seq)
+            self.chain.advance(batch_hash(blob))
+            self._inflight[key] = InFlight(key, ids, mid, now)
+            self._by_mid[mid] = key
+            self._last_sent = now
+            self.counters.inc("batches_sent")
+
+    # -- building a batch --------------------------------------------------------------------------
+
+    def _build(self) -> tuple[bytes, list[int]] | None:
+        """Claim rows and seal them into a batch within ``packet_limit``; None if nothing is sendable."""
+        limit = self.packet_limit
+        budget = max(int(limit * BUDGET_MARGIN / self._wire_ratio), 1)
+        rows = self.outbox.claim(self.settings.max_batch_records, max_bytes=budget)
+        if not rows:
+            return None
+        records = self._to_wire(rows)
+        sizes = {r.id: r.size for r in rows}
+        while records:
+            try:
+                blob: bytes | None = seal(self._batch(records), self.key)
+            except InvalidRecord:
+                blob = None  # the body exceeds the wire's MAX_BODY_BYTES: split as for a big packet
+            if blob is not None and len(blob) <= limit:
+                outbox_bytes = sum(sizes[r.id] for r in records)
+                observed = len(blob) / max(outbox_bytes, 1)
+                # Move slowly towards smaller ratios and at once towards larger ones (splits are costly).
+                self._wire_ratio = max(observed, 0.8 * self._wire_ratio + 0.2 * observed)
+                return blob, [r.id for r in records]
+            if len(records) == 1:
+                self._drop_unsendable(records[0], blob)
+                return None
+            if blob is not None:
+                self._wire_ratio = max(self._wire_ratio, len(blob) / max(sum(sizes[r.id] for r in records), 1))
+            keep = len(records) // 2
+            self.outbox.release([r.id for r in records[keep:]])
+            records = records[:keep]
+            self.counters.inc("batches_split")
+        return None
+
+    def _batch(self, records: Sequence[WireRecord]) -> Batch:
+        return Batch(self.device_id, self.chain.boot_epoch, self.chain.seq, self.chain.prev_hash,
+                     self.wall_clock(), tuple(records))
+
+    def _to_wire(self, rows: list[StoredRecord]) -> list[WireRecord]:
+        out: list[WireRecord] = []
+        bad: list[int] = []
+        for r in rows:
+            try:
+                out.append(WireRecord(r.id, r.kind, r.priority, r.timestamp, r.received_at, r.payload))
+            except InvalidRecord as exc:
+                # The outbox accepted it but the wire cannot carry it (a time beyond year 5138, a
+                # 65-char kind): it would block the queue forever, so it is counted and removed.
+                self.counters.decode_error("uplink_invalid_record")
+                log.error("uplink: outbox row %d (%s) cannot be sent and is removed: %s", r.id, r.kind, exc)
+                bad.append(r.id)
+        if bad:
+            self.outbox.delete(bad)
+        return out
+
+    def _drop_unsendable(self, record: WireRecord, blob: bytes | None) -> None:
+        size = "over MAX_BODY_BYTES" if blob is None else f"{len(blob)} bytes sealed"
+        self.counters.decode_error("uplink_record_too_large")
+        log.error("uplink: outbox row %d (%s) alone exceeds the packet limit %d (%s); removed",
+                  record.id, record.kind, self.packet_limit, size)
+        self.outbox.delete([record.id])

@@ -1,0 +1,129 @@
+"""A real Mosquitto for tests: a temp config on a free loopback port, persistence on, kill -9 and restart.
+
+``mosquitto_or_skip`` finds the binary (``/usr/sbin/mosquitto`` or on PATH); without one the tests
+skip with the reason, except under ``CI=true`` where they fail (CI installs Mosquitto).
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+#: Longest a broker may take to accept connections after a (re)start before the test fails.
+READY_TIMEOUT_S = 15.0
+
+
+def find_mosquitto() -> str | None:
+    for candidate in ("/usr/sbin/mosquitto", shutil.which("mosquitto")):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def mosquitto_or_skip() -> str:
+    binary = find_mosquitto()
+    if binary is None:
+        message = "mosquitto not installed (apt-get install mosquitto, or scripts/bootstrap.sh installs it)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but {message}")
+        pytest.skip(message)
+    return binary
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Mosquitto:
+    """One broker process; ``kill`` (SIGKILL) and ``start`` again keep the port and persistence dir."""
+
+    def __init__(self, binary: str, workdir: Path, *, acl: str | None = None,
+                 max_packet_size: int | None = None) -> None:
+        self.binary = binary
+        self.workdir = workdir
+        self.port = free_port()
+        self.host = "127.0.0.1"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+        (workdir / "data").mkdir(parents=True, exist_ok=True)
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            # Run as root, mosquitto would switch to user "mosquitto", who cannot write our temp dir.
+            f"user {pwd.getpwuid(os.getuid()).pw_name}",
+            "allow_anonymous true",
+            "persistence true",
+            f"persistence_location {workdir / 'data'}/",
+            # Save the in-memory state every second: a kill -9 then loses at most the last second
+            # (the uplink's ack timeout recovers whatever it loses).
+            "autosave_interval 1",
+            f"log_dest file {workdir / 'mosquitto.log'}",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+            "max_queued_messages 10000",
+        ]
+        if acl is not None:
+            (workdir / "acl").write_text(acl)
+            lines.append(f"acl_file {workdir / 'acl'}")
+        if max_packet_size is not None:
+            lines.append(f"max_packet_size {max_packet_size}")
+        self.config = workdir / "mosquitto.conf"
+        self.config.write_text("\n".join(lines) + "\n")
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def start(self) -> None:
+        assert self.proc is None or self.proc.poll() is not None, "broker already running"
+        self.proc = subprocess.Popen([self.binary, "-c", str(self.config)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        self.starts += 1
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                log = (self.workdir / "mosquitto.log")
+                raise RuntimeError(f"mosquitto exited {self.proc.returncode}: "
+                                   f"{log.read_text()[-2000:] if log.exists() else ''}")
+            try:
+                socket.create_connection((self.host, self.port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.02)
+        raise RuntimeError(f"mosquitto did not accept connections on {self.address} within {READY_TIMEOUT_S} s")
+
+    def kill(self) -> None:
+        """SIGKILL: no goodbye, no final save (what a power cut or OOM kill does)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def started(tmp_path: Path, **kwargs: object) -> Mosquitto:
+    """A running broker in ``tmp_path`` (callers stop it)."""
+    broker = Mosquitto(mosquitto_or_skip(), tmp_path, **kwargs)  # type: ignore[arg-type]
+    broker.start()
+    return broker
