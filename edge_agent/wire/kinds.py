@@ -74,6 +74,7 @@ POSITION_FLOATS = (
 #: Optional int fields, presence bits after the floats; exact within +-2**31.
 POSITION_INTS = ("quality", "satellites", "mode")
 _INT_LIMIT = 2**31
+_PRESENCE_BITS = len(POSITION_FLOATS) + len(POSITION_INTS)
 _POSITION_KEYS = frozenset({"lat", "lon", *(q.key for q in POSITION_FLOATS), *POSITION_INTS})
 
 
@@ -122,6 +123,8 @@ class PositionCodec:
     @staticmethod
     def decode(r: Reader, strings: list[str], n: int) -> list[dict[str, Any]]:
         bits = [r.uvarint() for _ in range(n)]
+        if any(b >> _PRESENCE_BITS for b in bits):
+            raise WireError("malformed", "position presence bits beyond the known fields")
         lats = r.delta_column(n, order=2)
         lons = r.delta_column(n, order=2)
         out: list[dict[str, Any]] = [
