@@ -1,0 +1,11 @@
+"""The HTTP API: one router per resource, combined in ``api_router`` (mounted by ``cloud_sync.main``)."""
+
+from fastapi import APIRouter
+
+from cloud_sync.api import batches, devices, ops, vehicles
+
+api_router = APIRouter()
+for _module in (batches, devices, vehicles, ops):
+    api_router.include_router(_module.router)
+
+__all__ = ["api_router"]

@@ -1,0 +1,28 @@
+"""Composition root of the cloud service: ``create_app(settings)`` wires store, ingest and API."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from sqlalchemy import Engine
+
+from cloud_sync.api import api_router
+from cloud_sync.api.deps import Services
+from cloud_sync.ingest import Ingestor
+from cloud_sync.metrics import Metrics
+from cloud_sync.settings import Settings
+from cloud_sync.store import make_engine, migrate
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None, *, run_migrations: bool = True
+               ) -> FastAPI:
+    """The FastAPI app. ``engine`` defaults to one built from ``settings.database_url``; migrations run
+    at creation unless ``run_migrations`` is False (``fleet-cloud migrate`` then owns them)."""
+    settings = settings if settings is not None else Settings.from_env()
+    engine = engine if engine is not None else make_engine(settings.database_url)
+    if run_migrations:
+        migrate(engine)
+    app = FastAPI(title="Fleet telematics cloud", version="1",
+                  description="Signed store-and-forward ingest of vehicle batches, and the fleet staff API.")
+    app.state.services = Services(settings, engine, Ingestor(engine, Metrics()))
+    app.include_router(api_router)
+    return app
