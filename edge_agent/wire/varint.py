@@ -66,11 +66,19 @@ class Writer:
 
     def delta_column(self, values: Iterable[int], order: int) -> None:
         """Write ``values`` as zigzag varints of their order-1 or order-2 differences (start at 0)."""
+        buf = self.buf
         prev = prev_d = 0
+        second = order == 2
         for v in values:
             d = v - prev
-            self.svarint(d if order == 1 else d - prev_d)
+            z = d - prev_d if second else d
             prev, prev_d = v, d
+            # zigzag + LEB128 inlined: this loop carries every column of every batch
+            z = z * 2 if z >= 0 else -z * 2 - 1
+            while z > 0x7F:
+                buf.append((z & 0x7F) | 0x80)
+                z >>= 7
+            buf.append(z)
 
     def getvalue(self) -> bytes:
         return bytes(self.buf)
@@ -129,14 +137,34 @@ class Reader:
         return self.take(self.count(limit, "byte string length"))
 
     def delta_column(self, n: int, order: int) -> list[int]:
+        data, pos = self.data, self.pos
+        size = len(data)
         out: list[int] = []
+        append = out.append
         prev = prev_d = 0
+        second = order == 2
         for _ in range(n):
-            z = self.svarint()
-            d = z if order == 1 else prev_d + z
+            # LEB128 + zigzag inlined (see Writer.delta_column); limits as in uvarint()
+            z = shift = 0
+            start = pos
+            while True:
+                if pos >= size:
+                    self.pos = start
+                    raise WireError(self.short_reason, f"varint runs past the end at {start}")
+                b = data[pos]
+                pos += 1
+                z |= (b & 0x7F) << shift
+                if not b & 0x80:
+                    break
+                shift += 7
+                if pos - start >= MAX_VARINT_BYTES:
+                    raise WireError("malformed", f"varint longer than {MAX_VARINT_BYTES} bytes at {start}")
+            z = z >> 1 if not z & 1 else -((z + 1) >> 1)
+            d = prev_d + z if second else z
             prev += d
             prev_d = d
-            out.append(prev)
+            append(prev)
+        self.pos = pos
         return out
 
     def remaining(self) -> int:
