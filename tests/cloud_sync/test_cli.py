@@ -1,0 +1,98 @@
+"""``fleet-cloud`` as real subprocesses: migrate, add-device, revoke-device, and serve under uvicorn."""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.cloud_sync.helpers import SimDevice
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLEET_CLOUD_")}
+    env.update({"PYTHONPATH": str(ROOT), **extra})
+    return env
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "cloud_sync.cli", *args], capture_output=True, text=True,
+                          env=env or _env(), cwd=ROOT, timeout=120)
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'cloud.db'}"
+
+
+def test_migrate_is_idempotent(db_url):
+    first = cli("--database-url", db_url, "migrate")
+    assert first.returncode == 0 and "applied [1]" in first.stdout
+    again = cli("--database-url", db_url, "migrate")
+    assert again.returncode == 0 and "current" in again.stdout
+
+
+def test_add_device_and_revoke(db_url, tmp_path):
+    dev = SimDevice("cli-dev")
+    pem = tmp_path / "dev.pub.pem"
+    pem.write_text(dev.public_pem)
+    ok = cli("--database-url", db_url, "add-device", "--id", "cli-dev", "--public-key", str(pem), "--vin",
+             "1M8GDM9AXKP042788", "--profile", "heavy_truck_j1939")
+    assert ok.returncode == 0, ok.stderr
+    dup = cli("--database-url", db_url, "add-device", "--id", "cli-dev", "--public-key", str(pem))
+    assert dup.returncode == 1 and "already registered" in dup.stderr
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a key")
+    bad = cli("--database-url", db_url, "add-device", "--id", "other", "--public-key", str(junk))
+    assert bad.returncode == 2 and "Ed25519" in bad.stderr
+    assert cli("--database-url", db_url, "revoke-device", "--id", "cli-dev").returncode == 0
+    assert cli("--database-url", db_url, "revoke-device", "--id", "ghost").returncode == 1
+
+
+def test_production_refuses_the_default_admin_token(db_url):
+    r = cli("--database-url", db_url, "migrate", env=_env(FLEET_CLOUD_ENV="production"))
+    assert r.returncode == 2 and "FLEET_CLOUD_ADMIN_TOKEN" in r.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_serve_accepts_a_batch_over_http(db_url, tmp_path):
+    dev = SimDevice("served-dev")
+    pem = tmp_path / "dev.pub.pem"
+    pem.write_text(dev.public_pem)
+    assert cli("--database-url", db_url, "add-device", "--id", dev.device_id, "--public-key", str(pem)).returncode == 0
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "cloud_sync.cli", "--database-url", db_url, "serve", "--port",
+                             str(port)], env=_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):  # readiness poll, not a timing assertion
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            time.sleep(0.1)
+        blob = dev.batch(dev.records(random.Random(9), 25))
+        r = httpx.post(f"{base}/v1/batches", content=blob, headers={"Content-Type": "application/octet-stream"})
+        assert r.status_code == 200 and r.json()["status"] == "committed" and r.json()["stored"] == 25
+        vehicles = httpx.get(f"{base}/v1/vehicles", headers={"Authorization": "Bearer changethis"}).json()
+        assert vehicles["data"][0]["device"]["id"] == "served-dev" and vehicles["data"][0]["last_position"]
+        assert "fleet_cloud_batches_committed_total 1" in httpx.get(f"{base}/metrics").text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
