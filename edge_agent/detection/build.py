@@ -37,6 +37,6 @@ def build_detectors(
     fence_file = geofences if geofences is not None else (config.geofences if config is not None else None)
     if fence_file is not None:
         detectors["geofence"] = GeofenceDetector(load_geofences(fence_file), thresholds, counters)
-    detectors["trips"] = TripDetector(thresholds, counters)
+    detectors["trips"] = TripDetector(thresholds, counters, units={n: s.unit for n, s in profile.signals.items()})
     assert set(detectors) <= set(DETECTORS)
     return detectors

@@ -1,4 +1,4 @@
-"""A monotonic clock built from a source's own timestamps (bus or GNSS receiver time).
+"""Time for detectors: a monotonic clock from a source's own timestamps, and held signal values.
 
 Sources are monotonic in principle, but a receiver's clock can jump (a cold start, a week-number
 rollover) and a system clock can be set backwards. Detectors measure durations on this clock instead:
@@ -9,6 +9,9 @@ never fabricates hours of idling. The same rule is applied to arrays by ``native
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
+
+from edge_agent.model import Sample
 
 
 class MonoClock:
@@ -39,3 +42,63 @@ class MonoClock:
             self.now = float(now)
         if isinstance(last, int | float) and math.isfinite(last):
             self.last_ts = float(last)
+
+
+#: Finest time step (source seconds) at which detectors re-evaluate their conditions. Engine speed
+#: arrives at up to 100 Hz (J1939 EEC1); idle, trips and threshold faults work in seconds, so
+#: evaluating at most five times a second loses nothing and keeps the per-sample cost to a dict store.
+EVAL_STEP_S = 0.2
+
+
+class HeldTimeline:
+    """The latest value of each wanted signal, evaluated once per timestamp group.
+
+    ``feed`` stores every sample's value and calls ``evaluate(ts)`` when a group of samples sharing
+    one timestamp is complete (the next sample has another timestamp), so the evaluation sees all of
+    that instant's values. Groups closer than ``step`` to the last evaluated one are skipped unless
+    the clock went backwards. The last group of a batch is evaluated when the next batch starts.
+    """
+
+    __slots__ = ("held", "last_eval", "pending", "signals", "step")
+
+    def __init__(self, signals: frozenset[str], step: float = EVAL_STEP_S) -> None:
+        self.signals = signals
+        self.step = step
+        self.held: dict[str, tuple[float, float, str]] = {}  # signal -> (value, source time, source)
+        self.pending: float | None = None
+        self.last_eval: float | None = None
+
+    def feed(self, samples: Iterable[Sample], evaluate: Callable[[float], None]) -> None:
+        held, signals, step = self.held, self.signals, self.step
+        pending, last = self.pending, self.last_eval
+        for s in samples:
+            if s.signal not in signals or s.value != s.value or s.timestamp != s.timestamp:
+                continue
+            t = s.timestamp
+            if t != pending:
+                if pending is not None and (last is None or pending - last >= step or pending < last):
+                    evaluate(pending)
+                    last = pending
+                pending = t
+            held[s.signal] = (s.value, t, s.source)
+        self.pending, self.last_eval = pending, last
+
+    def fresh(self, name: str, now: float, stale_s: float) -> float | None:
+        """The held value of ``name`` if it was stamped at most ``stale_s`` before ``now``."""
+        held = self.held.get(name)
+        return held[0] if held is not None and now - held[1] <= stale_s else None
+
+    def state(self) -> dict[str, object]:
+        return {"held": {k: list(v) for k, v in self.held.items()}, "pending": self.pending, "last": self.last_eval}
+
+    def restore(self, state: dict[str, object]) -> None:
+        held = state.get("held")
+        if isinstance(held, dict):
+            for name, raw in held.items():
+                if (name in self.signals and isinstance(raw, list) and len(raw) == 3
+                        and isinstance(raw[0], int | float) and isinstance(raw[1], int | float)):
+                    self.held[name] = (float(raw[0]), float(raw[1]), str(raw[2]))
+        for key, attr in (("pending", "pending"), ("last", "last_eval")):
+            value = state.get(key)
+            if isinstance(value, int | float) and math.isfinite(value):
+                setattr(self, attr, float(value))

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import math
 from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,8 +20,8 @@ from dataclasses import dataclass
 import native
 from edge_agent.counters import Counters
 from edge_agent.detection import DetectionBatch
-from edge_agent.detection.clock import MonoClock
-from edge_agent.model import DiagnosticMessage, Event, ObdDtcReport, Priority, Sample
+from edge_agent.detection.clock import HeldTimeline, MonoClock
+from edge_agent.model import DiagnosticMessage, Event, ObdDtcReport, Priority
 from native.runs_py import EV_STARTED, STATE_LEN, new_state
 
 DEFAULT_DEBOUNCE_S = 10.0
@@ -41,12 +40,13 @@ class ThresholdCheck:
     threshold_key: str
     above: bool  # True: fault when value > limit; False: fault when value < limit
     needs_engine: bool
+    unit: str  # the unit both bundled profiles use for the signal (and the threshold's)
 
 
 CHECKS = (
-    ThresholdCheck("coolant_over_temp", "coolant_temp", "coolant_over_temp_c", True, False),
-    ThresholdCheck("low_battery_voltage", "battery_voltage", "low_battery_v", False, True),
-    ThresholdCheck("low_oil_pressure", "oil_pressure", "low_oil_pressure_kpa", False, True),
+    ThresholdCheck("coolant_over_temp", "coolant_temp", "coolant_over_temp_c", True, False, "degC"),
+    ThresholdCheck("low_battery_voltage", "battery_voltage", "low_battery_v", False, True, "V"),
+    ThresholdCheck("low_oil_pressure", "oil_pressure", "low_oil_pressure_kpa", False, True, "kPa"),
 )
 
 
@@ -68,7 +68,7 @@ class FaultDetector:
         self.limits = {c.fault: thresholds[c.threshold_key] for c in self.checks}
         self._counters = counters or Counters()
         self._clock = MonoClock(MAX_GAP_S)
-        self._engine: tuple[float, float] | None = None  # (rpm, bus time)
+        self._timeline = HeldTimeline(frozenset({"engine_speed", *(c.signal for c in self.checks)}))
         self._runs: dict[str, array] = {c.fault: new_state() for c in self.checks}
         # Active DTCs by key: payload, when first seen, and (bus time) since when it has been missing.
         self._dtcs: dict[str, dict[str, object]] = {}
@@ -76,49 +76,35 @@ class FaultDetector:
     # -- input ------------------------------------------------------------------------------------
 
     def process(self, batch: DetectionBatch) -> list[Event]:
-        items: list[tuple[float, int, object]] = [(s.timestamp, 0, s) for s in batch.samples]
-        items += [(d.timestamp, 1, d) for d in batch.diagnostics if d.kind == "DM1"]
-        items += [(r.timestamp, 2, r) for r in batch.obd_dtcs]
-        if not items:
-            return []
-        items.sort(key=lambda item: item[0])
         events: list[Event] = []
-        series: dict[str, tuple[list[Sample], array, array]] = {
-            c.fault: ([], array("d"), array("B")) for c in self.checks
-        }
-        by_signal = {c.signal: c for c in self.checks}
-        for ts, _, item in items:
+        items: list[tuple[float, object]] = [(d.timestamp, d) for d in batch.diagnostics if d.kind == "DM1"]
+        items += [(r.timestamp, r) for r in batch.obd_dtcs]
+        items.sort(key=lambda item: item[0])
+        for ts, item in items:
             now = self._clock.advance(ts)
-            if isinstance(item, Sample):
-                if not math.isfinite(item.value):
-                    continue
-                if item.signal == "engine_speed":
-                    self._engine = (item.value, now)
-                check = by_signal.get(item.signal)
-                if check is not None:
-                    samples, times, cond = series[check.fault]
-                    samples.append(item)
-                    times.append(item.timestamp)
-                    cond.append(self._beyond(check, item.value, now))
-            elif isinstance(item, DiagnosticMessage):
+            if isinstance(item, DiagnosticMessage):
                 group = f"j1939:0x{item.source_address:02X}"
                 present = {
                     f"{group}:{d.spn}:{d.fmi}": {"protocol": "j1939", "source": group, "spn": d.spn, "fmi": d.fmi,
                                                  "oc": d.oc, "lamps": _lamps(item)}
                     for d in item.dtcs
                 }
-                events += self._dtc_list(group, present, item.timestamp, now)
-            elif isinstance(item, ObdDtcReport):
+            else:
+                assert isinstance(item, ObdDtcReport)
                 group = f"obd:{item.source}:{item.status}"
                 present = {
                     f"{group}:{d.code}": {"protocol": "obd2", "source": item.source, "code": d.code,
                                           "status": item.status}
                     for d in item.dtcs
                 }
-                events += self._dtc_list(group, present, item.timestamp, now)
+            events += self._dtc_list(group, present, ts, now)
             events += self._clear_missing(ts, now)
-        for check in self.checks:
-            events += self._threshold(check, *series[check.fault])
+        if batch.samples:
+            # The bus clock moves on with the samples too: a code gone quiet clears without a new DM1.
+            last = batch.samples[-1].timestamp
+            if self._dtcs:
+                events += self._clear_missing(last, self._clock.advance(last))
+            events += self._thresholds(batch)
         events.sort(key=lambda e: e.timestamp)
         return events
 
@@ -157,28 +143,41 @@ class FaultDetector:
 
     # -- thresholds -------------------------------------------------------------------------------
 
-    def _beyond(self, check: ThresholdCheck, value: float, now: float) -> bool:
-        engine = self._engine
-        if check.needs_engine and (engine is None or now - engine[1] > STALE_S or engine[0] <= self.running_rpm):
-            return False
-        limit = self.limits[check.fault]
-        return value > limit if check.above else value < limit
-
-    def _threshold(self, check: ThresholdCheck, samples: list[Sample], ts: array, cond: array) -> list[Event]:
-        if not samples:
+    def _thresholds(self, batch: DetectionBatch) -> list[Event]:
+        if not self.checks:
             return []
-        values = array("d", [s.value for s in samples])
+        series = {c.fault: (array("d"), array("B"), array("d")) for c in self.checks}
+        fresh = self._timeline.fresh
+
+        def evaluate(now: float) -> None:
+            rpm = fresh("engine_speed", now, STALE_S)
+            running = rpm is not None and rpm > self.running_rpm
+            for check in self.checks:
+                value = fresh(check.signal, now, STALE_S)
+                if value is None:
+                    continue
+                times, cond, values = series[check.fault]
+                limit = self.limits[check.fault]
+                times.append(now)
+                cond.append((running or not check.needs_engine) and (value > limit if check.above else value < limit))
+                values.append(value)
+
+        self._timeline.feed(batch.samples, evaluate)
+        return [e for c in self.checks for e in self._threshold(c, *series[c.fault])]
+
+    def _threshold(self, check: ThresholdCheck, ts: array, cond: array, values: array) -> list[Event]:
+        if not ts:
+            return []
         idx, kind, on, off, on_ts, off_ts, _acc, _mono, self._runs[check.fault] = native.kernel("runs").find_runs(
             ts, cond, values, self._runs[check.fault], self.debounce_s, self.debounce_s, MAX_GAP_S
         )
+        held = self._timeline.held.get(check.signal)
         events = []
         for k in range(len(idx)):
             i = idx[k]
-            s = samples[i]
             payload: dict[str, object] = {
-                "fault": check.fault, "signal": check.signal, "value": s.value, "unit": s.unit,
-                "threshold": self.limits[check.fault], "source": s.source,
-                "since": on_ts[k],
+                "fault": check.fault, "signal": check.signal, "value": values[i], "unit": check.unit,
+                "threshold": self.limits[check.fault], "source": held[2] if held else "", "since": on_ts[k],
             }
             if kind[k] == EV_STARTED:
                 events.append(Event(ts[i], "fault_raised", Priority.FAULT, payload))
@@ -193,7 +192,7 @@ class FaultDetector:
     def state(self) -> dict[str, object]:
         return {
             "clock": self._clock.state(),
-            "engine": list(self._engine) if self._engine else None,
+            "timeline": self._timeline.state(),
             "runs": {k: list(v) for k, v in self._runs.items()},
             "dtcs": {k: dict(v) for k, v in self._dtcs.items()},
         }
@@ -202,9 +201,9 @@ class FaultDetector:
         clock = state.get("clock")
         if isinstance(clock, dict):
             self._clock.restore(clock)
-        engine = state.get("engine")
-        if isinstance(engine, list) and len(engine) == 2:
-            self._engine = (float(engine[0]), float(engine[1]))
+        timeline = state.get("timeline")
+        if isinstance(timeline, dict):
+            self._timeline.restore(timeline)
         runs = state.get("runs")
         if isinstance(runs, dict):
             for fault, raw in runs.items():

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 import native
 from edge_agent.counters import Counters
 from edge_agent.detection import DetectionBatch
-from edge_agent.detection.clock import MonoClock
+from edge_agent.detection.clock import HeldTimeline
 from edge_agent.model import Event, Fix, Priority
 from native.runs_py import EV_STARTED, STATE_LEN, new_state
 
@@ -33,7 +33,7 @@ DEFAULT_END_DEBOUNCE_S = 5.0
 PTO_NOT_ENGAGED = frozenset({0, 3, 4})
 PTO_NOT_AVAILABLE = 31
 
-SIGNALS = ("engine_speed", "wheel_speed", "pto_state", "fuel_rate")
+SIGNALS = frozenset({"engine_speed", "wheel_speed", "pto_state", "fuel_rate"})
 REQUIRED = ("idle_engine_speed_rpm", "idle_min_duration_s")
 
 
@@ -57,29 +57,31 @@ class IdleDetector:
         self.estimate_lph = thresholds.get("idle_fuel_rate_lph")
         self.end_debounce_s = thresholds.get("idle_end_debounce_s", DEFAULT_END_DEBOUNCE_S)
         self._counters = counters or Counters()
-        self._clock = MonoClock(MAX_GAP_S)
-        # Latest value of each signal and the bus-clock time it arrived.
-        self._held: dict[str, tuple[float, float, str]] = {}
-        self._gnss: tuple[float, float] | None = None  # (speed m/s, bus time when received)
+        self._timeline = HeldTimeline(SIGNALS)
+        # Latest GNSS speed (m/s) and the bus time it arrived at (None: before any bus sample).
+        self._gnss: tuple[float, float | None] | None = None
         self._where: tuple[float, float] | None = None
         self._fuel_state = new_state()
         self._est_state = new_state()
 
-    def _fresh(self, name: str, now: float) -> float | None:
-        held = self._held.get(name)
-        return held[0] if held is not None and now - held[1] <= STALE_S else None
-
-    def _idle_now(self, now: float) -> bool:
-        rpm = self._fresh("engine_speed", now)
+    def _idle_at(self, now: float) -> bool:
+        fresh = self._timeline.fresh
+        rpm = fresh("engine_speed", now, STALE_S)
         if rpm is None or rpm <= self.engine_rpm:
             return False
-        wheel = self._fresh("wheel_speed", now)
-        gnss = self._gnss[0] if self._gnss is not None and now - self._gnss[1] <= STALE_S else None
+        wheel = fresh("wheel_speed", now, STALE_S)
+        gnss = None
+        if self._gnss is not None:
+            speed, stamp = self._gnss
+            if stamp is None:
+                self._gnss = (speed, now)
+            if stamp is None or now - stamp <= STALE_S:
+                gnss = speed
         if (wheel is not None and wheel > self.max_wheel_kmh) or (gnss is not None and gnss > self.max_gnss_mps):
             return False
         if wheel is None and gnss is None:
             return False  # nothing says the vehicle is still
-        pto = self._fresh("pto_state", now)
+        pto = fresh("pto_state", now, STALE_S)
         return not (pto is not None and int(pto) not in PTO_NOT_ENGAGED and int(pto) != PTO_NOT_AVAILABLE)
 
     def _on_fix(self, fix: Fix) -> None:
@@ -87,27 +89,29 @@ class IdleDetector:
             return
         self._where = (fix.lat, fix.lon)
         if fix.speed_mps is not None:
-            self._gnss = (fix.speed_mps, self._clock.now)
+            self._gnss = (fix.speed_mps, self._timeline.pending)
 
     def process(self, batch: DetectionBatch) -> list[Event]:
         for fix in batch.fixes:
             self._on_fix(fix)
-        samples = [s for s in batch.samples if s.signal in SIGNALS and math.isfinite(s.value)]
-        if not samples:
+        if not batch.samples:
             return []
         ts, cond, fuel, est = array("d"), array("B"), array("d"), array("d")
-        for s in samples:
-            now = self._clock.advance(s.timestamp)
-            self._held[s.signal] = (s.value, now, s.source)
-            ts.append(s.timestamp)
-            cond.append(self._idle_now(now))
-            rate = self._fresh("fuel_rate", now)
+
+        def evaluate(now: float) -> None:
+            ts.append(now)
+            cond.append(self._idle_at(now))
+            rate = self._timeline.fresh("fuel_rate", now, STALE_S)
             if rate is not None:
                 fuel.append(rate)
                 est.append(0.0)
             else:
                 fuel.append(self.estimate_lph if self.estimate_lph is not None else 0.0)
                 est.append(1.0)
+
+        self._timeline.feed(batch.samples, evaluate)
+        if not ts:
+            return []
         runs = native.kernel("runs")
         idx, kind, on, off, on_ts, off_ts, acc, _mono, self._fuel_state = runs.find_runs(
             ts, cond, fuel, self._fuel_state, self.min_duration_s, self.end_debounce_s, MAX_GAP_S
@@ -124,7 +128,7 @@ class IdleDetector:
         self, t: float, kind: int, duration: float, started_at: float, ended_at: float, fuel_acc: float, est_s: float
     ) -> Event:
         duration = max(duration, 0.0)
-        engine = self._held.get("engine_speed")
+        engine = self._timeline.held.get("engine_speed")
         payload: dict[str, object] = {
             "started_at": started_at,
             "duration_s": round(duration, 3),
@@ -147,27 +151,21 @@ class IdleDetector:
 
     def state(self) -> dict[str, object]:
         return {
-            "clock": self._clock.state(),
+            "timeline": self._timeline.state(),
             "fuel_runs": list(self._fuel_state),
             "estimate_runs": list(self._est_state),
-            "held": {k: list(v) for k, v in self._held.items()},
             "gnss": list(self._gnss) if self._gnss else None,
             "where": list(self._where) if self._where else None,
         }
 
     def restore(self, state: dict[str, object]) -> None:
-        clock = state.get("clock")
-        if isinstance(clock, dict):
-            self._clock.restore(clock)
+        timeline = state.get("timeline")
+        if isinstance(timeline, dict):
+            self._timeline.restore(timeline)
         self._fuel_state = _state_array(state.get("fuel_runs"))
         self._est_state = _state_array(state.get("estimate_runs"))
-        held = state.get("held")
-        if isinstance(held, dict):
-            for name, raw in held.items():
-                if name in SIGNALS and isinstance(raw, list) and len(raw) == 3:
-                    self._held[name] = (float(raw[0]), float(raw[1]), str(raw[2]))
         gnss, where = state.get("gnss"), state.get("where")
-        if isinstance(gnss, list) and len(gnss) == 2:
-            self._gnss = (float(gnss[0]), float(gnss[1]))
+        if isinstance(gnss, list) and len(gnss) == 2 and isinstance(gnss[0], int | float):
+            self._gnss = (float(gnss[0]), float(gnss[1]) if isinstance(gnss[1], int | float) else None)
         if isinstance(where, list) and len(where) == 2:
             self._where = (float(where[0]), float(where[1]))

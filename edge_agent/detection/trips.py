@@ -20,7 +20,7 @@ from collections.abc import Mapping
 import native
 from edge_agent.counters import Counters
 from edge_agent.detection import DetectionBatch
-from edge_agent.detection.clock import MonoClock
+from edge_agent.detection.clock import HeldTimeline
 from edge_agent.model import Event, Priority
 from native.runs_py import EV_STARTED, S_ACC, S_ACTIVE, S_GAP_ACC, S_IN_GAP, S_ON, STATE_LEN, new_state
 
@@ -32,7 +32,7 @@ DEFAULT_METER_INTERVAL_S = 900.0
 #: Bus silence longer than this is the ignition off: the trip ended with the last sample.
 MAX_GAP_S = 60.0
 STALE_S = 10.0
-SIGNALS = ("engine_speed", "wheel_speed", "fuel_rate", "odometer", "engine_hours", "total_fuel_used")
+SIGNALS = frozenset({"engine_speed", "wheel_speed", "fuel_rate", "odometer", "engine_hours", "total_fuel_used"})
 #: Multipliers to our meter units (km, h, L) from the units profiles use.
 TO_KM = {"m": 0.001, "km": 1.0}
 TO_H = {"h": 1.0, "s": 1.0 / 3600.0, "min": 1.0 / 60.0}
@@ -49,16 +49,21 @@ def _floats(raw: object, n: int) -> list[float] | None:
 class TripDetector:
     """``trip_started`` / ``trip_ended`` and ``meter`` events (Priority.EVENT)."""
 
-    def __init__(self, thresholds: Mapping[str, float], counters: Counters | None = None) -> None:
+    def __init__(
+        self, thresholds: Mapping[str, float], counters: Counters | None = None, units: Mapping[str, str] | None = None
+    ) -> None:
         self.running_rpm = thresholds.get("trip_engine_on_rpm", thresholds.get("idle_engine_speed_rpm",
                                                                                 DEFAULT_RUNNING_RPM))
         self.min_duration_s = thresholds.get("trip_min_duration_s", DEFAULT_MIN_DURATION_S)
         self.end_debounce_s = thresholds.get("trip_end_debounce_s", DEFAULT_END_DEBOUNCE_S)
         self.meter_interval_s = thresholds.get("meter_interval_s", DEFAULT_METER_INTERVAL_S)
         self._counters = counters or Counters()
-        self._clock = MonoClock(MAX_GAP_S)
-        self._held: dict[str, tuple[float, float]] = {}  # signal -> (value in our unit, bus time)
-        self._gnss: tuple[float, float] | None = None
+        # Profiles state units; ours are km and h (both bundled profiles send metres and hours).
+        units = units or {}
+        self._odo_scale = TO_KM.get(units.get("odometer", "m"), 1.0)
+        self._hours_scale = TO_H.get(units.get("engine_hours", "h"), 1.0)
+        self._timeline = HeldTimeline(SIGNALS)
+        self._gnss: tuple[float, float | None] | None = None  # (km/h, bus time it arrived; None: unknown yet)
         self._where: tuple[float, float] | None = None
         self._dist_state, self._fuel_state = new_state(), new_state()
         # Meters integrated where the bus has none (km, h), excluding the trip in progress.
@@ -67,38 +72,46 @@ class TripDetector:
         self._last_meter = -math.inf
         self._trip: dict[str, object] = {}
 
-    def _fresh(self, name: str, now: float) -> float | None:
-        held = self._held.get(name)
-        return held[0] if held is not None and now - held[1] <= STALE_S else None
+    def _gnss_at(self, now: float) -> float | None:
+        if self._gnss is None:
+            return None
+        speed, stamp = self._gnss
+        if stamp is None:
+            self._gnss = (speed, now)
+        return speed if stamp is None or now - stamp <= STALE_S else None
 
     def process(self, batch: DetectionBatch) -> list[Event]:
         for fix in batch.fixes:
             if fix.valid and math.isfinite(fix.lat) and math.isfinite(fix.lon):
                 self._where = (fix.lat, fix.lon)
                 if fix.speed_mps is not None:
-                    self._gnss = (fix.speed_mps * 3.6, self._clock.now)
-        samples = [s for s in batch.samples if s.signal in SIGNALS and math.isfinite(s.value)]
-        if not samples:
+                    self._gnss = (fix.speed_mps * 3.6, self._timeline.pending)
+        if not batch.samples:
             return []
         ts, cond, speed, fuel = array("d"), array("B"), array("d"), array("d")
-        # The bus counters as they stood at each sample, so an event reads them at its own sample.
+        # The bus counters as they stood at each evaluation, so an event reads them at its own instant.
         counters: list[_Counters] = []
-        for s in samples:
-            now = self._clock.advance(s.timestamp)
-            scale = TO_KM.get(s.unit, 1.0) if s.signal == "odometer" else (
-                TO_H.get(s.unit, 1.0) if s.signal == "engine_hours" else 1.0)
-            self._held[s.signal] = (s.value * scale, now)
-            rpm = self._fresh("engine_speed", now)
-            ts.append(s.timestamp)
+        fresh, held = self._timeline.fresh, self._timeline.held
+
+        def evaluate(now: float) -> None:
+            rpm = fresh("engine_speed", now, STALE_S)
+            ts.append(now)
             cond.append(rpm is not None and rpm > self.running_rpm)
-            wheel = self._fresh("wheel_speed", now)
-            gnss = self._gnss[0] if self._gnss is not None and now - self._gnss[1] <= STALE_S else None
+            wheel = fresh("wheel_speed", now, STALE_S)
+            gnss = self._gnss_at(now) if wheel is None else None
             speed.append(wheel if wheel is not None else gnss if gnss is not None else 0.0)
-            rate = self._fresh("fuel_rate", now)
+            rate = fresh("fuel_rate", now, STALE_S)
             fuel.append(rate if rate is not None else math.nan)
-            counters.append(
-                (self._counter("odometer"), self._counter("engine_hours"), self._counter("total_fuel_used"))
-            )
+            odo, hours, total = held.get("odometer"), held.get("engine_hours"), held.get("total_fuel_used")
+            counters.append((
+                odo[0] * self._odo_scale if odo else None,
+                hours[0] * self._hours_scale if hours else None,
+                total[0] if total else None,
+            ))
+
+        self._timeline.feed(batch.samples, evaluate)
+        if not ts:
+            return []
         runs = native.kernel("runs")
         idx, kind, on, off, on_ts, off_ts, dist, mono, self._dist_state = runs.find_runs(
             ts, cond, speed, self._dist_state, self.min_duration_s, self.end_debounce_s, MAX_GAP_S
@@ -121,10 +134,6 @@ class TripDetector:
             events.append(self._meter(ts[last], pending / 3600.0, run_h, "periodic", counters[last]))
             self._last_meter = mono[last]
         return events
-
-    def _counter(self, name: str) -> float | None:
-        held = self._held.get(name)
-        return held[0] if held is not None else None
 
     def _started(self, t: float, started_at: float, dist_acc: float, fuel_acc: float, at: _Counters) -> Event:
         odo, _hours, total = at
@@ -187,7 +196,7 @@ class TripDetector:
 
     def state(self) -> dict[str, object]:
         return {
-            "clock": self._clock.state(), "held": {k: list(v) for k, v in self._held.items()},
+            "timeline": self._timeline.state(),
             "gnss": list(self._gnss) if self._gnss else None, "where": list(self._where) if self._where else None,
             "distance_runs": list(self._dist_state), "fuel_runs": list(self._fuel_state),
             "odometer_base_km": self._odo_base_km, "engine_hours_base": self._hours_base,
@@ -195,19 +204,15 @@ class TripDetector:
         }
 
     def restore(self, state: dict[str, object]) -> None:
-        clock = state.get("clock")
-        if isinstance(clock, dict):
-            self._clock.restore(clock)
-        held = state.get("held")
-        if isinstance(held, dict):
-            for name, raw in held.items():
-                values = _floats(raw, 2)
-                if name in SIGNALS and values:
-                    self._held[name] = (values[0], values[1])
-        for key in ("gnss", "where"):
-            values = _floats(state.get(key), 2)
-            if values:
-                setattr(self, f"_{key}", (values[0], values[1]))
+        timeline = state.get("timeline")
+        if isinstance(timeline, dict):
+            self._timeline.restore(timeline)
+        gnss = state.get("gnss")
+        if isinstance(gnss, list) and len(gnss) == 2 and isinstance(gnss[0], int | float):
+            self._gnss = (float(gnss[0]), float(gnss[1]) if isinstance(gnss[1], int | float) else None)
+        where = _floats(state.get("where"), 2)
+        if where:
+            self._where = (where[0], where[1])
         dist, fuel = _floats(state.get("distance_runs"), STATE_LEN), _floats(state.get("fuel_runs"), STATE_LEN)
         if dist and fuel:
             self._dist_state, self._fuel_state = array("d", dist), array("d", fuel)
