@@ -1,8 +1,9 @@
 """The durable SQLite outbox: everything the agent has to say, kept until the cloud acks it.
 
 ``Outbox`` (store.py) is the front door; ``schema.py`` holds the tables, connection settings and
-migrations; ``quota.py`` the eviction order and drop reports; ``rows.py`` the row encoding, the
-quota's size measure and ``StoredRecord``.
+migrations; ``quota.py`` the eviction order and drop reports; ``evict.py`` applies them inside a
+transaction and keeps the per-kind totals; ``rows.py`` the row encoding, the quota's size measure
+and ``StoredRecord``.
 """
 
 from edge_agent.outbox.quota import DROP_REPORT_KIND, REASON_DISK_FULL, REASON_QUOTA

@@ -24,18 +24,16 @@ from typing import Any
 
 from edge_agent.counters import Counters
 from edge_agent.errors import OutboxError
-from edge_agent.model import Priority, Record
+from edge_agent.model import Record
+from edge_agent.outbox.evict import add_totals, evict, stored_bytes
 from edge_agent.outbox.quota import (
     DROP_REPORT_KIND,
     INCOMING,
     REASON_DISK_FULL,
     REASON_QUOTA,
-    STORED,
     Candidate,
-    DropTally,
-    eviction_order,
 )
-from edge_agent.outbox.rows import Prepared, StoredRecord, encode, prepare, row_size
+from edge_agent.outbox.rows import Prepared, StoredRecord, encode, prepare
 from edge_agent.outbox.schema import open_database
 
 log = logging.getLogger(__name__)
@@ -47,19 +45,6 @@ DISK_FULL_RETRIES = 5
 DISK_FULL_MIN_EVICT_BYTES = 64 * 1024
 
 _CLAIM_COLUMNS = "id, kind, priority, ts, received_at, payload, size"
-_EVICT_SQL = (
-    "SELECT priority, 0, id, kind, ts, size FROM records "
-    f"WHERE in_flight = 0 AND kind != '{DROP_REPORT_KIND}' ORDER BY priority, id"
-)
-_PENDING_REPORT_SQL = (
-    "SELECT id, payload, size FROM records "
-    f"WHERE kind = '{DROP_REPORT_KIND}' AND in_flight = 0 AND json_extract(payload, '$.reason') = ? "
-    "ORDER BY id DESC LIMIT 1"
-)
-_TOTALS_SQL = (
-    "INSERT INTO kind_totals (kind, rows, bytes) VALUES (?, ?, ?) "
-    "ON CONFLICT (kind) DO UPDATE SET rows = rows + excluded.rows, bytes = bytes + excluded.bytes"
-)
 
 
 def _is_disk_full(exc: sqlite3.Error) -> bool:
@@ -80,9 +65,13 @@ class Outbox:
         self._lock = threading.RLock()
         self._db = open_database(self.path)
         self._conn: sqlite3.Connection | None = self._db.conn
-        with self._write() as cur:
-            # Rows claimed by an uplink that died with us were never acked: send them again.
-            reset = cur.execute("UPDATE records SET in_flight = 0 WHERE in_flight = 1").rowcount
+        try:
+            with self._write() as cur:
+                # Rows claimed by an uplink that died with us were never acked: send them again.
+                reset = cur.execute("UPDATE records SET in_flight = 0 WHERE in_flight = 1").rowcount
+        except sqlite3.Error as exc:
+            self.close()
+            raise OutboxError(f"outbox {self.path}: cannot reset in-flight rows on open: {exc}") from exc
         if reset:
             log.info("outbox %s: %d in-flight rows back to pending after restart", self.path, reset)
 
@@ -182,11 +171,11 @@ class Outbox:
         """The body of one append transaction; returns how many rows (stored or new) were evicted."""
         dropped = 0
         if self.quota_bytes is not None and rows:
-            excess = self._bytes(cur) + incoming - self.quota_bytes
+            excess = stored_bytes(cur) + incoming - self.quota_bytes
             if excess > 0:
                 new = (Candidate(r.priority, INCOMING, i, r.kind, r.ts, r.size)
                        for i, r in enumerate(rows) if r.kind != DROP_REPORT_KIND)
-                tally, evicted = self._evict(cur, REASON_QUOTA, excess, new)
+                tally, evicted = evict(cur, REASON_QUOTA, excess, new)
                 if tally.count:
                     skip = {c.order for c in evicted if c.age == INCOMING}
                     if skip:
@@ -198,7 +187,7 @@ class Outbox:
                 "INSERT INTO records (kind, priority, ts, received_at, size, payload) VALUES (?, ?, ?, ?, ?, ?)",
                 [(r.kind, r.priority, r.ts, now, r.size, r.payload) for r in rows],
             )
-            self._add_totals(cur, ((r.kind, r.size) for r in rows), +1)
+            add_totals(cur, ((r.kind, r.size) for r in rows), +1)
         if states:
             cur.executemany(
                 "INSERT INTO state (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) "
@@ -207,87 +196,16 @@ class Outbox:
             )
         return dropped
 
-    def _evict(self, cur: sqlite3.Cursor, reason: str, excess: int,
-               incoming: Iterable[Candidate] = ()) -> tuple[DropTally, list[Candidate]]:
-        """Evict at least ``excess`` bytes (plus the drop report's growth) in eviction order.
-
-        Deletes the stored victims and writes the drop report; returns the tally and every victim
-        (the caller leaves out the victims that were records of its own append).
-        """
-        tally = DropTally(reason)
-        evicted: list[Candidate] = []
-        report = cur.execute(_PENDING_REPORT_SQL, (reason,)).fetchone()
-        old_payload: dict[str, object] | None = json.loads(report[1]) if report else None
-        old_size = int(report[2]) if report else 0
-        # The report grows as kinds are added: once enough is freed, check its real size, go on if short.
-        growth = 0
-        freed = 0
-        reader = self._connection().execute(_EVICT_SQL)
-        try:
-            for victim in eviction_order((Candidate(*row) for row in reader), incoming):
-                tally.add(victim)
-                evicted.append(victim)
-                freed += victim.size
-                if freed >= excess + growth:
-                    growth = row_size(DROP_REPORT_KIND, encode(tally.merged_into(old_payload))) - old_size
-                    if freed >= excess + growth:
-                        break
-        finally:
-            reader.close()
-        # Exhausting the candidates is allowed: drop reports and rows in flight may exceed the quota.
-        if not tally.count:
-            return tally, evicted
-        new_payload = tally.merged_into(old_payload)
-        victims = [c for c in evicted if c.age == STORED]
-        if victims:
-            cur.executemany("DELETE FROM records WHERE id = ?", [(c.order,) for c in victims])
-            self._add_totals(cur, ((c.kind, c.size) for c in victims), -1)
-        text = encode(new_payload)
-        size = row_size(DROP_REPORT_KIND, text)
-        ts = new_payload["last_ts"]
-        assert isinstance(ts, float)
-        if report:
-            cur.execute("UPDATE records SET payload = ?, size = ?, ts = ?, received_at = ? WHERE id = ?",
-                        (text, size, ts, time.time(), report[0]))
-            self._add_totals(cur, [(DROP_REPORT_KIND, size - old_size)], 0)
-        else:
-            cur.execute(
-                "INSERT INTO records (kind, priority, ts, received_at, size, payload) VALUES (?, ?, ?, ?, ?, ?)",
-                (DROP_REPORT_KIND, int(Priority.DROP_REPORT), ts, time.time(), size, text),
-            )
-            self._add_totals(cur, [(DROP_REPORT_KIND, size)], +1)
-        # At the quota every append evicts; say so once per drop report, not once per append.
-        log.log(logging.DEBUG if report else logging.WARNING, "outbox %s: evicted %d records (%d bytes) for %s",
-                self.path, tally.count, tally.bytes, reason)
-        return tally, evicted
-
     def _evict_for_disk_full(self, target: int) -> int:
         """Evict about ``target`` bytes of stored rows in their own transaction; returns bytes freed."""
         try:
             with self._write() as cur:
-                tally, _ = self._evict(cur, REASON_DISK_FULL, target)
+                tally, _ = evict(cur, REASON_DISK_FULL, target)
         except sqlite3.Error as exc:
             raise OutboxError(f"outbox {self.path}: disk full, and evicting to make room failed: {exc}") from exc
         if tally.count:
             self.counters.inc("records_dropped", tally.count)
         return tally.bytes
-
-    @staticmethod
-    def _add_totals(cur: sqlite3.Cursor, rows: Iterable[tuple[str, int]], sign: int) -> None:
-        """Add (sign=+1) or remove (-1) rows of (kind, size) from kind_totals; sign 0 adds bytes only."""
-        totals: dict[str, list[int]] = {}
-        for kind, size in rows:
-            t = totals.get(kind)
-            if t is None:
-                totals[kind] = [sign, size if sign >= 0 else -size]
-            else:
-                t[0] += sign
-                t[1] += size if sign >= 0 else -size
-        cur.executemany(_TOTALS_SQL, [(k, n, b) for k, (n, b) in totals.items()])
-
-    @staticmethod
-    def _bytes(cur: sqlite3.Cursor) -> int:
-        return int(cur.execute("SELECT COALESCE(SUM(bytes), 0) FROM kind_totals").fetchone()[0])
 
     # -- uplink ----------------------------------------------------------------------------------
 
@@ -349,7 +267,7 @@ class Outbox:
                     "SELECT kind, size FROM records WHERE id IN (SELECT value FROM json_each(?))", (id_list,)
                 ).fetchall()
                 cur.execute("DELETE FROM records WHERE id IN (SELECT value FROM json_each(?))", (id_list,))
-                self._add_totals(cur, gone, -1)
+                add_totals(cur, gone, -1)
         except sqlite3.Error as exc:
             raise OutboxError(f"outbox {self.path}: delete failed: {exc}") from exc
 
