@@ -4,8 +4,10 @@ Checks run cheapest and least trusting first, and nothing is stored unless all p
 
 1. read the header (``edge_agent.wire.read_header``): bad magic, unknown version, truncated, malformed;
 2. the header's device is registered (``unknown_device``) and not revoked (``revoked``);
-3. the Ed25519 signature verifies with that device's key (``bad_signature``), then the body decodes;
-4. in one write transaction holding the device's row lock: duplicate, replay window, chain
+3. a blob whose SHA-256 equals the committed batch of its identity is a ``duplicate`` at once (the same
+   bytes were verified when first committed; re-sends after a lost ack are common, decoding them is not);
+4. the Ed25519 signature verifies with that device's key (``bad_signature``), then the body decodes;
+5. in one write transaction holding the device's row lock: duplicate, replay window, chain
    (``cloud_sync.store.batches.commit_batch``), then every insert.
 
 Each rejection is logged with its reason and counted in ``Metrics`` (``fleet_cloud_rejected_total``).
@@ -23,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import Engine
 
 from cloud_sync.metrics import Metrics
-from cloud_sync.store.batches import SEQ_WINDOW, commit_batch
+from cloud_sync.store.batches import SEQ_WINDOW, commit_batch, stored_hash
 from cloud_sync.store.devices import get_device
 from edge_agent.wire import Ack, Batch, WireError, batch_hash, open_batch, read_header
 from edge_agent.wire.sign import load_public_key_pem
@@ -57,12 +59,16 @@ class Ingestor:
             log.exception("reading a batch header failed")
             return self._reject(UNREADABLE_DEVICE, 0, 0, "undecodable", repr(exc))
         ident = (header.device_id, header.boot_epoch, header.seq)
+        blob_hash = batch_hash(blob)
         with self.engine.connect() as conn:
             device = get_device(conn, header.device_id)
+            committed = None if device is None else stored_hash(conn, *ident)
         if device is None:
             return self._reject(*ident, "unknown_device", "not registered")
         if device.revoked_at is not None:
             return self._reject(*ident, "revoked", f"since {device.revoked_at}")
+        if committed == blob_hash:
+            return self._duplicate(ident)
         try:
             key = self._public_key(device.id, device.public_key_pem)
         except (ValueError, UnicodeEncodeError) as exc:  # the registry is wrong, not the device
@@ -74,7 +80,7 @@ class Ingestor:
         except Exception as exc:  # bad input must never crash a worker; a wire bug is logged in full
             log.exception("opening batch %s/%d/%d failed", *ident)
             return self._reject(*ident, "undecodable", repr(exc))
-        return self._commit(batch, batch_hash(blob), now)
+        return self._commit(batch, blob_hash, now)
 
     def _commit(self, batch: Batch, blob_hash: bytes, now: float) -> Ack:
         with self.engine.begin() as conn:
@@ -90,15 +96,18 @@ class Ingestor:
         if outcome.status == "rejected":
             return self._reject(*batch.key, outcome.reason, "")
         if outcome.status == "duplicate":
-            self.metrics.inc("batches_duplicate")
-            log.info("duplicate batch %s/%d/%d", *batch.key)
-            return Ack(*batch.key, "duplicate")
+            return self._duplicate(batch.key)
         self.metrics.inc("batches_committed")
         self.metrics.inc("records_stored", outcome.stored)
         if outcome.gap_opened:
             self.metrics.inc("gaps_opened")
             log.warning("chain gap before batch %s/%d/%d", *batch.key)
         return Ack(*batch.key, "committed", stored=outcome.stored)
+
+    def _duplicate(self, ident: tuple[str, int, int]) -> Ack:
+        self.metrics.inc("batches_duplicate")
+        log.info("duplicate batch %s/%d/%d", *ident)
+        return Ack(*ident, "duplicate")
 
     def _public_key(self, device_id: str, pem: str) -> Ed25519PublicKey:
         with self._keys_lock:

@@ -10,7 +10,10 @@ mid-ingest leaves the batch unacknowledged at the broker, which gives it to anot
 is only sent on the connection that delivered the message (packet ids belong to a connection);
 after a reconnect the broker re-delivers, and the ingest answers ``duplicate``.
 
-paho's network thread only queues messages; the ingest (SQLAlchemy) runs on the caller's thread.
+The worker runs paho's network loop in its own thread and reconnects with tenacity (exponential
+backoff with jitter, capped at ``RECONNECT_MAX_S``) rather than paho's built-in retry, whose delay
+doubles from a whole second and which we saw stall under a broker killed every second. That thread
+only queues messages; the ingest (SQLAlchemy) runs on the caller's thread.
 The queue is bounded by the Receive Maximum we announce in CONNECT (MQTT v5 3.1.2.11.3): the broker
 never has more unacknowledged batches in flight to us than that.
 """
@@ -18,6 +21,7 @@ never has more unacknowledged batches in flight to us than that.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -27,14 +31,16 @@ import socket
 import ssl
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+from tenacity import RetryError, Retrying, retry_if_exception_type, stop_when_event_set, wait_exponential, wait_random
 
 from cloud_sync.ingest import UNREADABLE_DEVICE, Ingestor
 from cloud_sync.store import make_engine, migrate
@@ -49,8 +55,11 @@ DEFAULT_RECEIVE_MAXIMUM = 32
 #: Session Expiry Interval: a restarted worker with the same client id finds its queue again.
 DEFAULT_SESSION_EXPIRY_S = 3600
 KEEPALIVE_S = 30
-#: paho's own reconnect backoff (exponential between these), for a broker restart.
-RECONNECT_MIN_S, RECONNECT_MAX_S = 1, 8
+#: Reconnect backoff: exponential between these, plus up to ``RECONNECT_JITTER_S``.
+RECONNECT_MIN_S, RECONNECT_MAX_S, RECONNECT_JITTER_S = 0.1, 10.0, 0.2
+#: Seconds to wait for CONNACK once the TCP connection is up.
+CONNECT_TIMEOUT_S = 10.0
+LOOP_TIMEOUT_S = 0.05
 
 
 def shared_filter(group: str) -> str:
@@ -91,29 +100,71 @@ class IngestWorker:
         self.processed = 0
         self._inbox: queue.Queue[_Inbound] = queue.Queue()
         self._connection = 0
+        self._connack: ReasonCode | None = None
+        self._closed = threading.Event()
+        self._thread: threading.Thread | None = None
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5,
                                    manual_ack=True)
         if tls_ca is not None:
             self._client.tls_set(ca_certs=tls_ca, certfile=tls_cert, keyfile=tls_key, cert_reqs=ssl.CERT_REQUIRED,
                                  tls_version=ssl.PROTOCOL_TLS_CLIENT)
-        self._client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_subscribe = self._on_subscribe
         self._client.on_message = self._on_message
 
     def start(self) -> None:
-        """Connect in paho's thread (it retries until the broker is up) and subscribe on every connect."""
+        """Connect in the network thread (retrying until the broker is up); it subscribes on every connect."""
+        self._thread = threading.Thread(target=self._network, name=f"mqtt-{self.client_id}", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._closed.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    # -- network thread ----------------------------------------------------------------------------
+
+    def _network(self) -> None:
+        while not self._closed.is_set():
+            retrying = Retrying(
+                wait=wait_exponential(multiplier=RECONNECT_MIN_S, min=RECONNECT_MIN_S, max=RECONNECT_MAX_S)
+                + wait_random(0, RECONNECT_JITTER_S),
+                retry=retry_if_exception_type((ConnectionError, OSError, ssl.SSLError)),
+                stop=stop_when_event_set(self._closed),
+                sleep=self._sleep,
+            )
+            try:
+                retrying(self._connect_once)
+            except RetryError:
+                break
+            while not self._closed.is_set():
+                if self._client.loop(timeout=LOOP_TIMEOUT_S) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                    break
+        with contextlib.suppress(OSError):
+            self._client.disconnect()
+            self._client.loop(timeout=LOOP_TIMEOUT_S)
+
+    def _sleep(self, seconds: float) -> None:
+        self._closed.wait(seconds)
+
+    def _connect_once(self) -> None:
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = self.session_expiry_s
         props.ReceiveMaximum = self.receive_maximum
-        self._client.connect_async(self.host, self.port, keepalive=KEEPALIVE_S, clean_start=False,
-                                   properties=props)
-        self._client.loop_start()
-
-    def close(self) -> None:
-        self._client.disconnect()
-        self._client.loop_stop()
+        self._connack = None
+        self._client.connect(self.host, self.port, keepalive=KEEPALIVE_S, clean_start=False, properties=props)
+        deadline = time.monotonic() + CONNECT_TIMEOUT_S
+        while self._connack is None:
+            if self._client.loop(timeout=LOOP_TIMEOUT_S) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                raise ConnectionError("connection lost before CONNACK")
+            if time.monotonic() > deadline or self._closed.is_set():
+                self._client.disconnect()
+                raise ConnectionError("no CONNACK")
+        if self._connack.is_failure:
+            self._client.disconnect()
+            raise ConnectionError(f"broker refused the worker: {self._connack}")
 
     def run(self, stop: threading.Event, poll_s: float = 0.2) -> None:
         """Ingest messages until ``stop`` is set."""
@@ -159,6 +210,7 @@ class IngestWorker:
 
     def _on_connect(self, client: mqtt.Client, _userdata: Any, flags: Any, reason_code: ReasonCode,
                     _properties: Properties | None) -> None:
+        self._connack = reason_code
         if reason_code.is_failure:
             log.error("broker %s:%d refused the worker: %s", self.host, self.port, reason_code)
             return

@@ -31,7 +31,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from cloud_sync.store.bulk import insert_rows
+from cloud_sync.store.bulk import store_batch_rows
 from cloud_sync.store.schema import batches, chain_gaps, device_health
 from edge_agent.wire import GENESIS_HASH, Batch
 
@@ -62,6 +62,12 @@ def _insert(conn: Connection) -> Any:
 def _batch_row(conn: Connection, device: str, epoch: int, seq: int) -> Any:
     return conn.execute(select(batches.c.hash, batches.c.prev_hash).where(
         batches.c.device_id == device, batches.c.boot_epoch == epoch, batches.c.seq == seq)).first()
+
+
+def stored_hash(conn: Connection, device: str, epoch: int, seq: int) -> bytes | None:
+    """The hash of the committed batch with this identity, or None."""
+    row = _batch_row(conn, device, epoch, seq)
+    return None if row is None else bytes(row.hash)
 
 
 def _open_gap_covering(conn: Connection, device: str, epoch: int, seq: int) -> Any:
@@ -130,9 +136,7 @@ def _store_records(conn: Connection, batch: Batch, received_at: float) -> None:
                                  _finite(p.get("course_deg"))))
         elif r.kind not in SAMPLE_KINDS:
             evt_rows.append((device, r.id, r.kind, r.priority, r.timestamp, r.payload))
-    insert_rows(conn, "records", rec_rows)
-    insert_rows(conn, "positions", pos_rows)
-    insert_rows(conn, "events", evt_rows)
+    store_batch_rows(conn, device, rec_rows, pos_rows, evt_rows)
 
 
 def _update_health(conn: Connection, batch: Batch, received_at: float) -> None:

@@ -1,0 +1,164 @@
+"""Cloud ingest benchmark: records/s from pre-signed batches into SQLite and PostgreSQL.
+
+    python -m bench.bench_ingest [--batches 200] [--records 1000] [--pg-url URL] [--skip-pg]
+
+Seals ``--batches`` chained batches of ``--records`` records each (1 Hz positions, J1939 samples between
+them, an event now and then; one device, a real Ed25519 key), then times ``Ingestor.ingest`` over all of
+them, one blob after another as one ingest worker would, into a fresh SQLite file (WAL,
+``synchronous=FULL``) and a fresh PostgreSQL database (created on the server of ``--pg-url``, default
+``$FLEET_TEST_PG_URL`` or ``postgresql+psycopg://postgres@127.0.0.1:5432/postgres``, and dropped after).
+
+Rows: ``verify+decode`` is ``open_batch`` alone (signature and wire decoding, no store) for reference;
+``ingest`` is the whole pipeline (header, device lookup, verify, decode, chain checks, one transaction
+per batch with the inserts, commit); ``re-ingest`` sends every batch again (all duplicates). The
+issue's target is 50,000 records/s per ingest worker into PostgreSQL. CPU is this process's only
+(PostgreSQL's own work runs in its server processes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
+
+from cloud_sync.ingest import Ingestor
+from cloud_sync.store import make_engine, migrate
+from cloud_sync.store.devices import add_device
+from edge_agent.wire import GENESIS_HASH, Batch, WireRecord, batch_hash, generate_private_key, open_batch, seal
+from edge_agent.wire.sign import public_key_pem
+
+DEVICE = "bench-truck-01"
+T0 = 1_764_028_800.0
+DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+def records(rng: random.Random, first_id: int, n: int, t0: float) -> list[WireRecord]:
+    out: list[WireRecord] = []
+    lat, lon, t = 48.137154, 11.576124, t0
+    signals = [("engine_speed", "rpm", 0.125), ("wheel_speed", "km/h", 1 / 256), ("coolant_temp", "°C", 1.0),
+               ("fuel_level", "%", 0.4), ("battery_voltage", "V", 0.05)]
+    for i in range(n):
+        rid = first_id + i
+        if i % 10 == 0:
+            t += 1.0
+            lat, lon = lat + rng.uniform(-2e-4, 2e-4), lon + rng.uniform(-2e-4, 2e-4)
+            out.append(WireRecord(rid, "position", 10, t, t + 0.05, {
+                "lat": lat, "lon": lon, "altitude_m": round(520 + rng.uniform(-3, 3), 1),
+                "speed_mps": round(rng.uniform(0, 30), 2), "course_deg": round(rng.uniform(0, 360), 2),
+                "quality": 1, "satellites": 9, "hdop": 0.9, "mode": 3}))
+        elif i % 37 == 0:
+            out.append(WireRecord(rid, rng.choice(["idle_started", "idle_ended", "dtc_status"]), 20, t + 0.5, t + 0.6,
+                                  {"lat": lat, "lon": lon, "spn": rng.randint(1, 5000), "fmi": 3, "oc": 1}))
+        else:
+            name, unit, scale = signals[i % len(signals)]
+            out.append(WireRecord(rid, "sample", 10, t + (i % 10) / 10, t + (i % 10) / 10 + 0.01,
+                                  {"signal": name, "value": rng.randint(0, 8000) * scale, "unit": unit,
+                                   "source": "j1939:0x00"}))
+    return out
+
+
+def seal_stream(n_batches: int, per_batch: int) -> tuple[Any, list[bytes]]:
+    rng = random.Random(1)
+    key = generate_private_key()
+    prev, blobs, rid = GENESIS_HASH, [], 1
+    for seq in range(n_batches):
+        recs = records(rng, rid, per_batch, T0 + seq * per_batch / 10)
+        rid += per_batch
+        blob = seal(Batch(DEVICE, 1, seq, prev, recs[-1].received_at + 1, tuple(recs)), key)
+        prev = batch_hash(blob)
+        blobs.append(blob)
+    return key, blobs
+
+
+@contextmanager
+def pg_database(admin_url: str) -> Iterator[str]:
+    admin = make_engine(admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
+    name = f"fleet_bench_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def timed(fn: Callable[[], None]) -> tuple[float, float]:
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall0, time.process_time() - cpu0
+
+
+def run_store(engine: Engine, key: Any, blobs: list[bytes]) -> list[tuple[str, float, float]]:
+    migrate(engine)
+    with engine.begin() as conn:
+        add_device(conn, DEVICE, public_key_pem(key).decode("ascii"))
+    ingestor = Ingestor(engine)
+
+    def ingest_all() -> None:
+        for blob in blobs:
+            ack = ingestor.ingest(blob)
+            if ack.status != "committed":
+                raise SystemExit(f"unexpected ack {ack}")
+
+    def reingest_all() -> None:
+        for blob in blobs:
+            if ingestor.ingest(blob).status != "duplicate":
+                raise SystemExit("expected duplicates")
+
+    rows = [("ingest", *timed(ingest_all)), ("re-ingest (duplicates)", *timed(reingest_all))]
+    engine.dispose()
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, default=200)
+    parser.add_argument("--records", type=int, default=1000, help="records per batch")
+    parser.add_argument("--pg-url", default=os.environ.get("FLEET_TEST_PG_URL", DEFAULT_PG))
+    parser.add_argument("--skip-pg", action="store_true")
+    args = parser.parse_args(argv)
+    total = args.batches * args.records
+    key, blobs = seal_stream(args.batches, args.records)
+    size = sum(len(b) for b in blobs)
+    print(f"{args.batches} batches x {args.records} records = {total} records, {size / total:.1f} wire bytes/record")
+    public = key.public_key()
+    table: list[tuple[str, str, float, float]] = []
+
+    def decode_all() -> None:
+        for b in blobs:
+            open_batch(b, lambda _d: public)
+
+    wall, cpu = timed(decode_all)
+    table.append(("-", "verify+decode only", wall, cpu))
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, w, c in run_store(make_engine(f"sqlite:///{Path(tmp) / 'bench.db'}"), key, blobs):
+            table.append(("sqlite", name, w, c))
+    if not args.skip_pg:
+        try:
+            with pg_database(args.pg_url) as url:
+                for name, w, c in run_store(make_engine(url), key, blobs):
+                    table.append(("postgresql", name, w, c))
+        except Exception as exc:  # an absent server is a row in the table, not a traceback
+            table.append(("postgresql", f"unavailable: {type(exc).__name__}", float("nan"), float("nan")))
+    print(f"{'store':<11} {'phase':<24} {'wall s':>8} {'cpu s':>8} {'records/s':>11}")
+    for store, phase, w, c in table:
+        rate = total / w if w == w and w > 0 else float("nan")
+        print(f"{store:<11} {phase:<24} {w:>8.2f} {c:>8.2f} {rate:>11,.0f}")
+    print("target: >= 50,000 records/s per ingest worker into PostgreSQL")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
