@@ -26,7 +26,7 @@ _V1 = """
 -- One row per record. ``payload`` is last so scans over the small columns (eviction, claim) do not
 -- read it. ``size`` is the byte count the quota charges (see rows.row_size).
 CREATE TABLE records (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- AUTOINCREMENT: ids are never reused, even after deletes
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused, even after deletes (sqlite.org/autoinc.html)
     kind TEXT NOT NULL,
     priority INTEGER NOT NULL,
     ts REAL NOT NULL,                      -- device time of the record
@@ -79,7 +79,8 @@ def open_database(path: Path) -> sqlite_utils.Database:
         if str(mode).lower() != "wal":
             # Some filesystems (network mounts) cannot hold a WAL; the rollback journal is still durable.
             log.warning("outbox %s: journal_mode is %s, not wal", path, mode)
-        # FULL: a commit is on the medium before append() returns, so a power cut loses no acked append.
+        # FULL: in WAL mode the WAL is synced at every commit, so a commit survives a power cut; NORMAL
+        # may lose the last commits (sqlite.org/pragma.html#pragma_synchronous).
         db.execute("PRAGMA synchronous = FULL")
         db.execute("PRAGMA foreign_keys = ON")
         migrate(db, path)
