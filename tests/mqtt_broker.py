@@ -127,3 +127,66 @@ def started(tmp_path: Path, **kwargs: object) -> Mosquitto:
     broker = Mosquitto(mosquitto_or_skip(), tmp_path, **kwargs)  # type: ignore[arg-type]
     broker.start()
     return broker
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class Proc:
+    """A Python child process (``python -m module args``) whose stdout lines are collected as they come."""
+
+    def __init__(self, module: str, *args: str, log_path: Path | None = None) -> None:
+        import sys
+        import threading
+
+        self.lines: list[str] = []
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        stderr = open(log_path, "ab") if log_path is not None else subprocess.DEVNULL  # noqa: SIM115
+        self.proc = subprocess.Popen([sys.executable, "-m", module, *args], cwd=REPO, env=env,
+                                     stdout=subprocess.PIPE, stderr=stderr)
+        if log_path is not None:
+            stderr.close()  # type: ignore[union-attr]
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            self.lines.append(raw.decode(errors="replace").rstrip("\n"))
+
+    def wait_line(self, needle: str, timeout: float = READY_TIMEOUT_S * 2) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if needle in line:
+                    return line
+            if self.proc.poll() is not None and not self._reader.is_alive():
+                break
+            time.sleep(0.02)
+        raise AssertionError(f"{self.proc.args!r} printed no line with {needle!r} (exit {self.proc.poll()}): "
+                             f"{self.lines[-5:]}")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def terminate(self, timeout: float = 30.0) -> int:
+        """SIGTERM and wait; the exit code (SIGKILL after ``timeout``)."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._reader.join(timeout=5)
+        return int(self.proc.returncode)
+
+
+def ingest_worker(broker: Mosquitto, database_url: str, client_id: str, log_path: Path | None = None) -> Proc:
+    """A ``python -m cloud_sync.worker`` process, returned once its shared subscription is in place."""
+    worker = Proc("cloud_sync.worker", "--broker", broker.address, "--database", database_url,
+                  "--client-id", client_id, "--log-level", "WARNING", log_path=log_path)
+    worker.wait_line('"subscribed"')
+    return worker
