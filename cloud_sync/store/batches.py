@@ -5,9 +5,9 @@ verified, so everything here may trust the batch. Its decisions, in order:
 
 1. The identity ``(device, boot_epoch, seq)`` is committed already: same hash -> ``duplicate``
    (nothing changes); another hash -> rejected ``seq_reused`` (a device bug or a stolen key).
-2. Replay window: a seq more than ``SEQ_WINDOW`` behind the newest committed one of its boot epoch,
-   and not inside an open gap, is rejected ``replay`` (no legitimate sender is that far behind without
-   the cloud having recorded the hole).
+2. Replay window: a seq whose predecessor is not stored, more than ``SEQ_WINDOW`` behind the newest
+   committed one of its boot epoch, and not inside an open gap, is rejected ``replay`` (no legitimate
+   sender is that far behind without the cloud having recorded the hole).
 3. Chain, within a boot epoch: if batch ``seq - 1`` is stored its hash must equal ``prev_hash``, and if
    ``seq + 1`` is stored its ``prev_hash`` must equal this hash; otherwise rejected ``chain_broken``.
    Both directions are checked so that the outcome does not depend on arrival order.
@@ -28,7 +28,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select, update
+from sqlalchemy import Connection, and_, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from cloud_sync.store.bulk import store_batch_rows
@@ -80,19 +80,23 @@ def commit_batch(conn: Connection, batch: Batch, blob_hash: bytes, received_at: 
                  window: int = SEQ_WINDOW) -> Outcome:
     """Decide and, if accepted, store ``batch`` (see the module docstring). Caller owns the transaction."""
     device, epoch, seq = batch.key
-    existing = _batch_row(conn, device, epoch, seq)
+    # One round trip for the batch's identity and both neighbours (round trips dominate a loaded server).
+    near = {r.seq: r for r in conn.execute(select(batches.c.seq, batches.c.hash, batches.c.prev_hash).where(
+        batches.c.device_id == device, batches.c.boot_epoch == epoch, batches.c.seq >= seq - 1,
+        batches.c.seq <= seq + 1))}
+    existing, pred, succ = near.get(seq), near.get(seq - 1), near.get(seq + 1)
     if existing is not None:
         if bytes(existing.hash) == blob_hash:
             return Outcome("duplicate")
         return Outcome("rejected", "seq_reused")
-    newest = conn.execute(select(func.max(batches.c.seq)).where(
-        batches.c.device_id == device, batches.c.boot_epoch == epoch)).scalar()
-    if newest is not None and seq < newest - window and _open_gap_covering(conn, device, epoch, seq) is None:
-        return Outcome("rejected", "replay")
-    pred = _batch_row(conn, device, epoch, seq - 1) if seq > 0 else None
+    # A batch chained to a stored predecessor is inside the known sequence, never a replay.
+    if pred is None:
+        newest = conn.execute(select(func.max(batches.c.seq)).where(
+            batches.c.device_id == device, batches.c.boot_epoch == epoch)).scalar()
+        if newest is not None and seq < newest - window and _open_gap_covering(conn, device, epoch, seq) is None:
+            return Outcome("rejected", "replay")
     if pred is not None and bytes(pred.hash) != batch.prev_hash:
         return Outcome("rejected", "chain_broken")
-    succ = _batch_row(conn, device, epoch, seq + 1)
     if succ is not None and bytes(succ.prev_hash) != blob_hash:
         return Outcome("rejected", "chain_broken")
 
@@ -105,8 +109,10 @@ def commit_batch(conn: Connection, batch: Batch, blob_hash: bytes, received_at: 
     gap_opened = False
     if pred is None:
         gap_opened = _maybe_open_gap(conn, batch, received_at)
-    _extend_gap_above(conn, device, epoch, seq, succ is not None)
-    _fill_gaps(conn, batch, blob_hash, received_at)
+    g = chain_gaps.c
+    if gap_opened or conn.execute(select(g.id).where(g.device_id == device, g.filled_at.is_(None)).limit(1)).first():
+        _extend_gap_above(conn, device, epoch, seq, succ is not None)
+        _fill_gaps(conn, batch, blob_hash, received_at)
     return Outcome("committed", stored=len(batch.records), gap_opened=gap_opened)
 
 
@@ -140,26 +146,32 @@ def _store_records(conn: Connection, batch: Batch, received_at: float) -> None:
 
 
 def _update_health(conn: Connection, batch: Batch, received_at: float) -> None:
-    device = batch.device_id
+    """One upsert: counters add up; "last batch" follows cloud arrival, backlog follows device time."""
     backlog: tuple[float, int] | None = None
     for r in batch.records:
         value = r.payload.get(BACKLOG_KEY)
         if type(value) is int and (backlog is None or r.timestamp >= backlog[0]):
             backlog = (r.timestamp, value)
-    ins = _insert(conn)
-    conn.execute(ins(device_health).values(device_id=device, batches_committed=0, records_received=0)
-                 .on_conflict_do_nothing())
     h = device_health.c
-    conn.execute(update(device_health).where(h.device_id == device).values(
-        batches_committed=h.batches_committed + 1, records_received=h.records_received + len(batch.records)))
-    conn.execute(update(device_health).where(
-        h.device_id == device, (h.last_batch_received_at.is_(None)) | (h.last_batch_received_at <= received_at),
-    ).values(last_boot_epoch=batch.boot_epoch, last_seq=batch.seq, last_batch_created_at=batch.created_at,
-             last_batch_received_at=received_at, clock_skew_s=received_at - batch.created_at))
-    if backlog is not None:
-        conn.execute(update(device_health).where(
-            h.device_id == device, (h.backlog_reported_at.is_(None)) | (h.backlog_reported_at <= backlog[0]),
-        ).values(backlog_records=backlog[1], backlog_reported_at=backlog[0]))
+    stmt = _insert(conn)(device_health).values(
+        device_id=batch.device_id, last_boot_epoch=batch.boot_epoch, last_seq=batch.seq,
+        last_batch_created_at=batch.created_at, last_batch_received_at=received_at,
+        clock_skew_s=received_at - batch.created_at, backlog_records=None if backlog is None else backlog[1],
+        backlog_reported_at=None if backlog is None else backlog[0], batches_committed=1,
+        records_received=len(batch.records))
+    ex = stmt.excluded
+    newer_batch = h.last_batch_received_at.is_(None) | (h.last_batch_received_at <= ex.last_batch_received_at)
+    newer_backlog = ex.backlog_reported_at.is_not(None) & (
+        h.backlog_reported_at.is_(None) | (h.backlog_reported_at <= ex.backlog_reported_at))
+    update_set: dict[str, Any] = {
+        "batches_committed": h.batches_committed + 1,
+        "records_received": h.records_received + ex.records_received,
+    }
+    for name in ("last_boot_epoch", "last_seq", "last_batch_created_at", "last_batch_received_at", "clock_skew_s"):
+        update_set[name] = case((newer_batch, getattr(ex, name)), else_=getattr(h, name))
+    for name in ("backlog_records", "backlog_reported_at"):
+        update_set[name] = case((newer_backlog, getattr(ex, name)), else_=getattr(h, name))
+    conn.execute(stmt.on_conflict_do_update(index_elements=[h.device_id], set_=update_set))
 
 
 def _maybe_open_gap(conn: Connection, batch: Batch, now: float) -> bool:
