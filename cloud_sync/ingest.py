@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import Engine
 
 from cloud_sync.metrics import Metrics
-from cloud_sync.store.batches import SEQ_WINDOW, commit_batch, stored_hash
+from cloud_sync.store.batches import SEQ_WINDOW, UnstorableBatch, commit_batch, stored_hash
 from cloud_sync.store.devices import get_device
 from edge_agent.wire import Ack, Batch, WireError, batch_hash, open_batch, read_header
 from edge_agent.wire.sign import load_public_key_pem
@@ -83,6 +83,12 @@ class Ingestor:
         return self._commit(batch, blob_hash, now)
 
     def _commit(self, batch: Batch, blob_hash: bytes, now: float) -> Ack:
+        try:
+            return self._commit_once(batch, blob_hash, now)
+        except UnstorableBatch as exc:  # rolled back: deterministic, so a retry would fail the same way
+            return self._reject(*batch.key, "unstorable", str(exc))
+
+    def _commit_once(self, batch: Batch, blob_hash: bytes, now: float) -> Ack:
         with self.engine.begin() as conn:
             # Row lock: one device's batches commit in turn across workers (the chain checks read then write).
             device = get_device(conn, batch.device_id, for_update=True)

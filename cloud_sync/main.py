@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 
 from cloud_sync.api import api_router
 from cloud_sync.api.deps import Services
@@ -25,4 +27,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
                   description="Signed store-and-forward ingest of vehicle batches, and the fleet staff API.")
     app.state.services = Services(settings, engine, Ingestor(engine, Metrics()))
     app.include_router(api_router)
+    app.add_exception_handler(OperationalError, _store_unavailable)
     return app
+
+
+async def _store_unavailable(_request: Request, _exc: Exception) -> JSONResponse:
+    # Transient (database down, SQLite busy past its timeout): a device keeps its batch and retries.
+    return JSONResponse({"detail": "store unavailable, retry later"}, status_code=503, headers={"Retry-After": "5"})

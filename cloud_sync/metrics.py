@@ -30,6 +30,7 @@ REJECT_REASONS: dict[str, str] = {
     "chain_broken": "prev_hash does not match the stored predecessor (or the stored successor does not match us).",
     "bad_key": "The public key PEM registered for the device does not load (fix the registry, not the device).",
     "undecodable": "Decoding raised something other than a WireError: a wire bug, logged with its traceback.",
+    "unstorable": "The database refused a verified batch's values (PostgreSQL: NUL in a text/jsonb value).",
     "wrong_media_type": "An HTTP body not sent as application/octet-stream (not read).",
     "too_large": "The HTTP body exceeds the configured batch size limit.",
 }

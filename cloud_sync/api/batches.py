@@ -2,7 +2,7 @@
 
 The body is the sealed blob itself (``application/octet-stream``); the answer is always the ack JSON,
 with an HTTP status that tells a generic client what kind of answer it is: 200 committed or duplicate,
-400 unreadable, 403 not trusted, 409 out of sequence, 413 too large, 415 wrong media type.
+400 unreadable, 403 not trusted, 409 out of sequence, 413 too large, 415 wrong media type, 422 unstorable.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ MEDIA_TYPE = "application/octet-stream"
 STATUS_BY_REASON = {
     "unknown_device": 403, "revoked": 403, "bad_signature": 403, "bad_key": 403,
     "replay": 409, "seq_reused": 409, "chain_broken": 409,
-    "decompression_bomb": 413, "too_large": 413,
+    "decompression_bomb": 413, "too_large": 413, "unstorable": 422,
 }
 
 
@@ -47,6 +47,7 @@ _ack_responses: dict[int | str, dict[str, object]] = {
         409: "rejected: replay, seq_reused, chain_broken",
         413: "rejected: body larger than FLEET_CLOUD_MAX_BATCH_BYTES, or a decompression bomb",
         415: "rejected: the body must be application/octet-stream",
+        422: "rejected: unstorable (verified, but the database refuses a value, e.g. NUL on PostgreSQL)",
     }.items()
 }
 

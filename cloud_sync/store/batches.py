@@ -30,6 +30,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DataError
 
 from cloud_sync.store.bulk import store_batch_rows
 from cloud_sync.store.schema import batches, chain_gaps, device_health
@@ -43,6 +44,19 @@ SAMPLE_KINDS = frozenset({"sample"})
 POSITION_KIND = "position"
 #: A record whose payload carries this integer reports the device's outbox backlog (records queued).
 BACKLOG_KEY = "backlog_records"
+
+
+try:  # the driver's own data errors escape SQLAlchemy's wrapping on the COPY path
+    from psycopg import DataError as _PsycopgDataError
+
+    _DATA_ERRORS: tuple[type[Exception], ...] = (DataError, _PsycopgDataError)
+except ImportError:  # a SQLite-only install
+    _DATA_ERRORS = (DataError,)
+
+
+class UnstorableBatch(Exception):
+    """The database refused a verified batch's values (PostgreSQL: a NUL character in a text or jsonb
+    value). The caller's transaction must be rolled back; the batch is rejected ``unstorable``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +118,10 @@ def commit_batch(conn: Connection, batch: Batch, blob_hash: bytes, received_at: 
         device_id=device, boot_epoch=epoch, seq=seq, hash=blob_hash, prev_hash=batch.prev_hash,
         created_at=batch.created_at, received_at=received_at, record_count=len(batch.records),
         schema_version=batch.schema_version))
-    _store_records(conn, batch, received_at)
+    try:
+        _store_records(conn, batch, received_at)
+    except _DATA_ERRORS as exc:
+        raise UnstorableBatch(str(exc).splitlines()[0]) from exc
     _update_health(conn, batch, received_at)
     gap_opened = False
     if pred is None:

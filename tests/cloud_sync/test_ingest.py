@@ -248,3 +248,20 @@ def test_empty_batch_commits(engine):
     blob = seal(Batch(dev.device_id, 1, 0, bytes(32), T0, ()), dev.key)
     assert ing.ingest(blob, NOW).status == "committed"
     assert count(engine, schema.batches) == 1
+
+
+def test_values_the_database_cannot_hold_reject_the_batch_whole(engine):
+    dev, ing, _rng = _setup(engine)
+    recs = [WireRecord(1, "sample", 10, T0, T0, {"signal": "s", "value": 1, "unit": "", "source": "x"}),
+            WireRecord(2, "note", 20, T0, T0, {"text": "a\x00b"}), WireRecord(3, "k\x00\t\n\\", 20, T0, T0, {})]
+    ack = ing.ingest(dev.batch(recs), NOW)
+    if engine.dialect.name == "postgresql":  # text and jsonb cannot hold NUL
+        assert (ack.status, ack.reason) == ("rejected", "unstorable")
+        _assert_empty(engine)
+    else:
+        assert ack.status == "committed"
+        with engine.connect() as conn:
+            kinds = conn.execute(select(schema.events.c.kind).order_by(schema.events.c.record_id)).scalars().all()
+        assert kinds == ["note", "k\x00\t\n\\"]
+    # the store is still usable afterwards
+    assert ing.ingest(dev.batch([WireRecord(9, "note", 20, T0, T0, {"ok": True})]), NOW).status == "committed"
