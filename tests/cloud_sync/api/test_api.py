@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from cloud_sync.main import create_app
 from cloud_sync.settings import Settings
+from cloud_sync.store import make_engine
 from edge_agent.wire import WireRecord
 from tests.cloud_sync.helpers import T0, SimDevice
 
@@ -218,3 +219,12 @@ def test_openapi_documents_every_route_with_summaries(client):
     assert "application/octet-stream" in ops[("post", "/v1/batches")]["requestBody"]["content"]
     assert "409" in ops[("post", "/v1/batches")]["responses"]
     assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_store_unavailable_is_503_not_500(tmp_path):
+    missing = tmp_path / "no-such-dir" / "cloud.db"
+    app = create_app(Settings(), make_engine(f"sqlite:///{missing}"), run_migrations=False)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        dev = SimDevice("offline")
+        r = c.post("/v1/batches", content=dev.batch(dev.records(random.Random(1), 3)), headers=OCTET)
+        assert r.status_code == 503 and r.headers["Retry-After"]
