@@ -17,6 +17,7 @@ from edge_agent.detection.build import build_detectors
 from edge_agent.outbox import Outbox
 from edge_agent.pipeline import Pipeline
 from edge_agent.sources import FrameSource, LineSource
+from edge_agent.uplink import Uplink, build_uplink
 from firmware_profiles import Profile, load_profile
 
 log = logging.getLogger(__name__)
@@ -35,11 +36,15 @@ class Agent:
     gnss: LineSource | None
     #: The OBD-II requester (OBD profiles only); the daemon drives it with ``drive`` after each read.
     poller: ObdPoller | None = None
+    #: The MQTT uplink (with an ``[uplink]`` section); the daemon starts it and ticks it after each flush.
+    uplink: Uplink | None = None
 
     def close(self) -> None:
         for source in (self.can, self.gnss):
             if source is not None:
                 source.close()
+        if self.uplink is not None:
+            self.uplink.close()
         self.outbox.close()
 
 
@@ -83,13 +88,15 @@ def build_agent(config: AgentConfig) -> Agent:
         detectors = build_detectors(profile, config, counters)
         pipeline = Pipeline(profile, outbox, counters, detectors=detectors)
         pipeline.restore_from_outbox()
+        uplink = build_uplink(config.uplink, config.device_id, outbox, counters) if config.uplink else None
         can = build_can(config, counters)
         gnss = build_gnss(config, counters)
     except Exception:
         outbox.close()
         raise
     poller = ObdPoller(profile, counters) if profile.protocol == "obd2" and can is not None else None
-    log.info("agent %s built: profile %s, can %s, gnss %s, detectors %s", config.device_id, profile.name,
-             config.can.channel if config.can else "off", config.gnss.port if config.gnss else "off",
-             ", ".join(detectors) or "none")
-    return Agent(config, profile, counters, outbox, pipeline, can, gnss, poller)
+    log.info("agent %s built: profile %s, can %s, gnss %s, detectors %s, uplink %s", config.device_id,
+             profile.name, config.can.channel if config.can else "off", config.gnss.port if config.gnss else "off",
+             ", ".join(detectors) or "none",
+             f"{config.uplink.host}:{config.uplink.port}" if config.uplink else "off")
+    return Agent(config, profile, counters, outbox, pipeline, can, gnss, poller, uplink)

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.errors import ConfigError
+from edge_agent.uplink.settings import UplinkSettings
+from edge_agent.wire.model import MAX_RECORDS_PER_BATCH
 
 #: Default outbox quota: a week of a busy truck at 1 Hz signals fits in far less; leaves the disk free.
 DEFAULT_QUOTA_MB = 256
@@ -60,6 +62,8 @@ class AgentConfig:
     geofences: Path | None
     thresholds: Mapping[str, float]
     source: Path
+    #: None: no ``[uplink]`` section, records stay in the outbox (a logger-only install).
+    uplink: UplinkSettings | None = None
 
 
 def _table(data: Mapping[str, Any], key: str, allowed: set[str]) -> Mapping[str, Any] | None:
@@ -125,9 +129,66 @@ def _gnss(data: Mapping[str, Any]) -> GnssConfig | None:
     return GnssConfig(_str(t, "gnss", "port"), baud)
 
 
+_UPLINK_FIELDS = {"host", "port", "signing_key", "tls_ca", "tls_cert", "tls_key", "keepalive_s", "session_expiry_s",
+                  "max_inflight", "max_queued", "max_batch_records", "max_batch_bytes", "ack_timeout_s", "linger_s",
+                  "reconnect_min_s", "reconnect_max_s"}
+
+
+def _uplink(data: Mapping[str, Any], data_dir: Path) -> UplinkSettings | None:
+    t = _table(data, "uplink", _UPLINK_FIELDS)
+    if t is None:
+        return None
+    host = _str(t, "uplink", "host")
+    d = UplinkSettings(host=host)  # the defaults
+
+    def path(key: str) -> Path | None:
+        return data_dir / _str(t, "uplink", key) if key in t else None
+
+    def bounded(key: str, default: int, hi: int) -> int:
+        value = _int(t, "uplink", key, default)
+        if value > hi:
+            raise ConfigError(f"uplink.{key}: at most {hi}, got {value}")
+        return value
+
+    tls_ca, tls_cert, tls_key = path("tls_ca"), path("tls_cert"), path("tls_key")
+    if (tls_cert is None) != (tls_key is None):
+        raise ConfigError("uplink.tls_cert, uplink.tls_key: give both (the device's certificate and key) or neither")
+    if tls_cert is not None and tls_ca is None:
+        raise ConfigError("uplink.tls_ca: required with tls_cert (the CA that signed the broker's certificate)")
+    linger = t.get("linger_s", d.linger_s)
+    if isinstance(linger, bool) or not isinstance(linger, int | float) or linger < 0:
+        raise ConfigError(f"uplink.linger_s: must be a number >= 0, got {linger!r}")
+    max_inflight = bounded("max_inflight", d.max_inflight, 65535)  # MQTT v5 Receive Maximum is 16 bits
+    max_queued = _int(t, "uplink", "max_queued", max(d.max_queued, max_inflight))
+    if max_queued < max_inflight:
+        raise ConfigError(f"uplink.max_queued: must be at least max_inflight ({max_inflight}), got {max_queued}")
+    reconnect_min = _float(t, "uplink", "reconnect_min_s", d.reconnect_min_s)
+    reconnect_max = _float(t, "uplink", "reconnect_max_s", max(d.reconnect_max_s, reconnect_min))
+    if reconnect_max < reconnect_min:
+        raise ConfigError(f"uplink.reconnect_max_s: must be at least reconnect_min_s ({reconnect_min})")
+    if "signing_key" not in t:
+        raise ConfigError("uplink.signing_key: must be a non-empty string (the device's Ed25519 key, PEM)")
+    return UplinkSettings(
+        host=host,
+        port=bounded("port", d.port, 65535),
+        signing_key=path("signing_key"),
+        tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key,
+        keepalive_s=bounded("keepalive_s", d.keepalive_s, 65535),  # MQTT keepalive is a 16-bit field
+        session_expiry_s=bounded("session_expiry_s", d.session_expiry_s, 2**32 - 1),  # MQTT v5 3.1.2.11.2
+        max_inflight=max_inflight,
+        max_queued=max_queued,
+        max_batch_records=bounded("max_batch_records", d.max_batch_records, MAX_RECORDS_PER_BATCH),
+        max_batch_bytes=bounded("max_batch_bytes", d.max_batch_bytes, 256 * 1024 * 1024),  # MQTT's packet limit
+        ack_timeout_s=_float(t, "uplink", "ack_timeout_s", d.ack_timeout_s),
+        linger_s=float(linger),
+        reconnect_min_s=reconnect_min,
+        reconnect_max_s=reconnect_max,
+    )
+
+
 def parse_config(data: Mapping[str, Any], source: Path) -> AgentConfig:
     """Validate a parsed TOML document; relative paths are taken from ``agent.data_dir``."""
-    unknown = set(data) - {"agent", "can", "gnss", "outbox", "detection"}
+    unknown = set(data) - {"agent", "can", "gnss", "outbox", "detection", "uplink"}
     if unknown:
         raise ConfigError(f"{sorted(unknown)[0]}: unknown section")
     agent = _table(data, "agent", {"device_id", "profile", "data_dir", "status_interval_s"})
@@ -163,6 +224,7 @@ def parse_config(data: Mapping[str, Any], source: Path) -> AgentConfig:
         geofences=(data_dir / geofences) if geofences else None,
         thresholds={k: float(v) for k, v in thresholds.items()},
         source=source,
+        uplink=_uplink(data, data_dir),
     )
 
 

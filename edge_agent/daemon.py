@@ -2,8 +2,9 @@
 
 One thread: read a batch of CAN frames (blocking at most ``POLL_S``), take whatever GNSS lines are
 waiting, hand both to the pipeline, let the OBD-II poller send its requests, and on a fixed cadence
-commit buffered records, rewrite the status file and ping the systemd watchdog. SIGTERM/SIGINT stop
-the loop after a final flush; SIGHUP reloads geofences and thresholds without a restart.
+commit buffered records, rewrite the status file and ping the systemd watchdog. The MQTT uplink (if
+configured) is ticked every round: its network thread only queues events, the work is done here.
+SIGTERM/SIGINT stop the loop after a final flush; SIGHUP reloads geofences and thresholds without a restart.
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ class Daemon:
             "counters": agent.counters.snapshot(),
             "outbox": {"depth": agent.outbox.depth(), "bytes": agent.outbox.bytes_used(),
                        "by_kind": agent.outbox.counts_by_kind()},
+            "uplink": agent.uplink.status() if agent.uplink is not None else None,
         }
 
     def run(self) -> int:
@@ -90,6 +92,8 @@ class Daemon:
         next_flush = next_status = time.monotonic()
         watchdog = systemd.watchdog_interval_s()
         next_watchdog = time.monotonic()
+        if agent.uplink is not None:
+            agent.uplink.start()
         systemd.notify("READY=1")
         log.info("running: device %s", cfg.device_id)
         while not self._stop:
@@ -113,6 +117,8 @@ class Daemon:
             if now >= next_flush:
                 pipeline.flush()
                 next_flush = now + cfg.flush_interval_s
+            if agent.uplink is not None:
+                agent.uplink.tick(now)
             if now >= next_status:
                 write_status(cfg.status_path, self.status())
                 next_status = now + cfg.status_interval_s
