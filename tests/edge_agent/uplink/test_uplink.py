@@ -166,3 +166,16 @@ def test_new_boot_epoch_each_start_and_persisted(cloud: Cloud, make_rig) -> None
     assert second.uplink.chain.boot_epoch > epoch1
     assert second.uplink.chain.seq == 0 and second.uplink.chain.prev_hash == GENESIS_HASH
     assert batch_hash(b"x") != GENESIS_HASH
+
+
+def test_rejected_batch_keeps_rows_until_the_cloud_accepts(cloud: Cloud, make_rig) -> None:
+    rig = make_rig(fast_settings(cloud.broker, max_batch_records=100, reject_backoff_s=0.3))
+    cloud.start_worker()
+    rig.outbox.append(positions(250))
+    # The device is not registered yet: the cloud answers "rejected: unknown_device".
+    rig.pump(lambda: rig.counters.get("batches_rejected") >= 2, "two rejections")
+    assert rig.outbox.depth() == 250 and cloud.records() == []
+    assert rig.counters.get("batches_committed") == 0
+    cloud.register(DEVICE, rig.key)  # provisioning catches up
+    rig.pump(lambda: rig.outbox.depth() == 0, "the outbox to drain")
+    assert [r.payload["n"] for r in cloud.records()] == list(range(250))
