@@ -48,7 +48,7 @@ class Mosquitto:
     """One broker process; ``kill`` (SIGKILL) and ``start`` again keep the port and persistence dir."""
 
     def __init__(self, binary: str, workdir: Path, *, acl: str | None = None,
-                 max_packet_size: int | None = None) -> None:
+                 max_packet_size: int | None = None, extra_config: tuple[str, ...] = ()) -> None:
         self.binary = binary
         self.workdir = workdir
         self.port = free_port()
@@ -77,6 +77,7 @@ class Mosquitto:
             lines.append(f"acl_file {workdir / 'acl'}")
         if max_packet_size is not None:
             lines.append(f"max_packet_size {max_packet_size}")
+        lines.extend(extra_config)  # last: a further ``listener`` block may follow
         self.config = workdir / "mosquitto.conf"
         self.config.write_text("\n".join(lines) + "\n")
 
