@@ -100,6 +100,7 @@ class HealthPublic(BaseModel):
     batches_committed: int
     records_received: int
     records_by_kind: dict[str, int]
+    dropped_by_kind: dict[str, int] = Field(description="records the device's outbox evicted (its drop reports)")
     open_gaps: list[GapPublic]
     filled_gaps: list[GapPublic]
 

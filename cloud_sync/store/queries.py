@@ -76,6 +76,7 @@ class Health:
     batches_committed: int
     records_received: int
     records_by_kind: dict[str, int]
+    dropped_by_kind: dict[str, int]  # what the device's outbox evicted, from its drop reports
     open_gaps: list[Gap]
     filled_gaps: list[Gap]
 
@@ -151,6 +152,23 @@ def _gaps(conn: Connection, device_id: str, filled: bool) -> list[Gap]:
     return [Gap(r.boot_epoch, r.seq_from, r.seq_to, r.detected_at, r.filled_at) for r in rows]
 
 
+#: Kind of the edge outbox's eviction reports (``edge_agent.outbox.quota``): payload ``{"dropped": {kind: n}, ...}``.
+DROP_REPORT_KIND = "drop_report"
+
+
+def _dropped(conn: Connection, device_id: str) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for payload in conn.execute(select(events.c.payload).where(
+            events.c.device_id == device_id, events.c.kind == DROP_REPORT_KIND)).scalars():
+        dropped = payload.get("dropped") if isinstance(payload, dict) else None
+        if not isinstance(dropped, dict):
+            continue  # a report of another shape: still an event, just not summed
+        for kind, n in dropped.items():
+            if type(n) is int:
+                totals[str(kind)] = totals.get(str(kind), 0) + n
+    return dict(sorted(totals.items()))
+
+
 def health(conn: Connection, device_id: str) -> Health:
     """Data health of one registered device (empty figures if it never sent a batch)."""
     row = conn.execute(select(device_health).where(device_health.c.device_id == device_id)).first()
@@ -158,8 +176,10 @@ def health(conn: Connection, device_id: str) -> Health:
         select(records.c.kind, func.count()).where(records.c.device_id == device_id)
         .group_by(records.c.kind).order_by(records.c.kind))}
     open_gaps, filled_gaps = _gaps(conn, device_id, False), _gaps(conn, device_id, True)
+    dropped = _dropped(conn, device_id)
     if row is None:
-        return Health(device_id, None, None, None, None, None, None, None, 0, 0, by_kind, open_gaps, filled_gaps)
+        return Health(device_id, None, None, None, None, None, None, None, 0, 0, by_kind, dropped, open_gaps,
+                      filled_gaps)
     return Health(device_id, row.last_boot_epoch, row.last_seq, row.last_batch_created_at,
                   row.last_batch_received_at, row.clock_skew_s, row.backlog_records, row.backlog_reported_at,
-                  row.batches_committed, row.records_received, by_kind, open_gaps, filled_gaps)
+                  row.batches_committed, row.records_received, by_kind, dropped, open_gaps, filled_gaps)

@@ -184,9 +184,18 @@ def test_health_reports_last_batch_gaps_skew_and_kinds(client):
     assert h["last_seq"] == 2 and h["last_batch_created_at"] == T0 + 200
     assert h["clock_skew_s"] == pytest.approx(h["last_batch_received_at"] - (T0 + 200))
     assert sum(h["records_by_kind"].values()) == 40 and h["records_by_kind"]["position"] == 4
+    assert h["dropped_by_kind"] == {}
     _post(client, blobs[1])
     h = client.get("/v1/vehicles/truck-7/health", headers=STAFF).json()
     assert h["open_gaps"] == [] and len(h["filled_gaps"]) == 1
+    reports = [WireRecord(900 + i, "drop_report", 40, T0 + i, T0 + i, p) for i, p in enumerate([
+        {"reason": "quota", "dropped": {"sample": 1200, "position": 3}, "count": 1203},
+        {"reason": "disk_full", "dropped": {"sample": 5}, "count": 5},
+        {"reason": "odd", "dropped": "not a dict"}])]
+    _post(client, dev.batch(reports))
+    h = client.get("/v1/vehicles/truck-7/health", headers=STAFF).json()
+    assert h["dropped_by_kind"] == {"position": 3, "sample": 1205}
+    assert h["records_by_kind"]["drop_report"] == 3
 
 
 @pytest.mark.parametrize("path,params", [
