@@ -126,3 +126,34 @@ def test_square_with_a_hole_and_a_circle() -> None:
     depot_in = next(distance[j] for j in range(len(hit_fix)) if hit_fix[j] == 0)
     # Nearest edge of the depot from (55.672, 37.602) is the west side, 0.002 deg lon away.
     assert depot_in == pytest.approx(0.002 * geofence_py.M_PER_DEG * math.cos(math.radians(55.672)), rel=1e-6)
+
+
+def test_kernel_equals_twin_on_the_real_capture() -> None:
+    """Fixes from the real receiver log (gpsd regression suite) against the example fences plus fences
+    drawn across its track, with the detector's 20 m margin."""
+    from pathlib import Path
+
+    from edge_agent.counters import Counters
+    from edge_agent.decoding.nmea import NmeaDecoder
+    from edge_agent.detection.geojson import load_geofences
+    from edge_agent.model import TimedLine
+
+    root = Path(__file__).resolve().parents[2]
+    decoder = NmeaDecoder(Counters())
+    fixes = []
+    text = (root / "tests" / "data" / "real" / "nmea" / "gnss_drive.nmea").read_text(encoding="ascii")
+    for i, line in enumerate(text.splitlines()):
+        fixes += decoder.feed(TimedLine(1401092000.0 + i, line))
+    fixes += decoder.flush()
+    fences = load_geofences(root / "deploy" / "geofences.example.geojson")
+    lat, lon = fixes[0].lat, fixes[0].lon
+    for k, r in enumerate((2.0, 4.0, 8.0, 30.0)):  # circles whose edges the track crosses, or not
+        fences.append(Fence(f"ring{k}", "", "circle", center=(lon, lat), radius_m=r))
+    fa = compile_fences(fences, 20.0)
+    lats = array("d", [f.lat for f in fixes])  # NaN for the no-fix epochs, as the receiver sent them
+    lons = array("d", [f.lon for f in fixes])
+    got = KERNEL.query(lats, lons, *_args(fa), 20.0)
+    _same(got, geofence_py.query(lats, lons, *_args(fa), 20.0))
+    hit_fences = {fa.fences[f].id for f in got[1]}
+    assert {"depot-north", "ring1", "ring2", "ring3"} <= hit_fences
+    assert got[4][geofence_py.STAT_OUTSIDE_GRID] == 10  # the ten NaN epochs fall outside any grid
