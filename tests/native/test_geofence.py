@@ -53,7 +53,10 @@ points = st.lists(
 ).map(lambda pts: (array("d", [p[0] for p in pts] + [math.nan]), array("d", [p[1] for p in pts] + [math.nan])))
 
 
-def _args(fa: FenceArrays) -> tuple[array, ...]:
+GridArgs = tuple[array, array, array, array, array, array, array, array, array, array, array]
+
+
+def _args(fa: FenceArrays) -> GridArgs:
     return (fa.params, fa.dims, fa.cell_first, fa.cell_fences, fa.bbox, fa.kind, fa.ring_first, fa.vert_first,
             fa.xs, fa.ys, fa.circle)
 
