@@ -31,7 +31,12 @@ def _extensions() -> list:
     except ImportError:
         return []
     sources = sorted(glob.glob("native/_*.pyx"))
-    return cythonize(sources, compiler_directives={"language_level": "3"}, quiet=True)
+    extensions = cythonize(sources, compiler_directives={"language_level": "3"}, quiet=True)
+    for ext in extensions:
+        # No fused multiply-add contraction: the compiled kernels must give the same bits as their
+        # pure-Python twins (tests compare them exactly), which gcc on AArch64 would otherwise break.
+        ext.extra_compile_args = [*ext.extra_compile_args, "-ffp-contract=off"]
+    return extensions
 
 
 setup(ext_modules=_extensions(), cmdclass={"build_ext": OptionalBuildExt})
