@@ -23,7 +23,9 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$key" ] || ! ls native/_*.so >/d
   "$VENV/bin/python" -m pip install -q --upgrade pip
   "$VENV/bin/python" -m pip install -q -e ".[cloud,dev,bench]"
   # Editable installs build extensions in place only with build_ext --inplace.
-  FLEET_REQUIRE_NATIVE=${FLEET_REQUIRE_NATIVE:-0} "$VENV/bin/python" setup.py -q build_ext --inplace
+  # CI must test the compiled kernels: there a failed build is an error, not a fallback.
+  require=0; [ "${CI:-}" = "true" ] && require=1
+  FLEET_REQUIRE_NATIVE=${FLEET_REQUIRE_NATIVE:-$require} "$VENV/bin/python" setup.py -q build_ext --inplace
   echo "$key" >"$stamp"
 fi
 
