@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -188,10 +189,11 @@ def test_health_reports_last_batch_gaps_skew_and_kinds(client):
     _post(client, blobs[1])
     h = client.get("/v1/vehicles/truck-7/health", headers=STAFF).json()
     assert h["open_gaps"] == [] and len(h["filled_gaps"]) == 1
-    reports = [WireRecord(900 + i, "drop_report", 40, T0 + i, T0 + i, p) for i, p in enumerate([
+    payloads: list[dict[str, Any]] = [
         {"reason": "quota", "dropped": {"sample": 1200, "position": 3}, "count": 1203},
         {"reason": "disk_full", "dropped": {"sample": 5}, "count": 5},
-        {"reason": "odd", "dropped": "not a dict"}])]
+        {"reason": "odd", "dropped": "not a dict"}]
+    reports = [WireRecord(900 + i, "drop_report", 40, T0 + i, T0 + i, p) for i, p in enumerate(payloads)]
     _post(client, dev.batch(reports))
     h = client.get("/v1/vehicles/truck-7/health", headers=STAFF).json()
     assert h["dropped_by_kind"] == {"position": 3, "sample": 1205}
