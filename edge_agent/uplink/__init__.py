@@ -13,7 +13,7 @@ from edge_agent.errors import ConfigError
 from edge_agent.outbox import Outbox
 from edge_agent.uplink.identity import ChainState, draw_epoch
 from edge_agent.uplink.settings import UplinkSettings, ack_topic, batch_topic
-from edge_agent.uplink.transport import MqttTransport
+from edge_agent.uplink.transport import MqttTransport, Transport
 from edge_agent.uplink.uplink import Uplink
 from edge_agent.wire import load_private_key
 
@@ -30,5 +30,5 @@ def build_uplink(settings: UplinkSettings, device_id: str, outbox: Outbox, count
     return Uplink(outbox, transport, key, device_id, settings, counters)
 
 
-__all__ = ["ChainState", "MqttTransport", "Uplink", "UplinkSettings", "ack_topic", "batch_topic", "build_uplink",
-           "draw_epoch"]
+__all__ = ["ChainState", "MqttTransport", "Transport", "Uplink", "UplinkSettings", "ack_topic", "batch_topic",
+           "build_uplink", "draw_epoch"]

@@ -18,7 +18,7 @@ import queue
 import ssl
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -77,6 +77,22 @@ class AckMessage:
 
 
 Event = Connected | Disconnected | PubAck | AckMessage
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """What ``Uplink`` needs from a transport (``MqttTransport`` is the one; tests use it against Mosquitto)."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    def start(self) -> None: ...
+
+    def publish(self, topic: str, payload: bytes) -> int | None: ...
+
+    def poll(self) -> list[Event]: ...
+
+    def close(self) -> None: ...
 
 
 class ConnectFailed(Exception):

@@ -35,7 +35,7 @@ from edge_agent.errors import OutboxError
 from edge_agent.outbox import Outbox, StoredRecord
 from edge_agent.uplink.identity import STATE_KEY, ChainState
 from edge_agent.uplink.settings import UplinkSettings, batch_topic
-from edge_agent.uplink.transport import AckMessage, Connected, Disconnected, Event, MqttTransport, PubAck
+from edge_agent.uplink.transport import AckMessage, Connected, Disconnected, Event, PubAck, Transport
 from edge_agent.wire import Batch, InvalidRecord, WireError, WireRecord, batch_hash, decode_ack, seal
 
 log = logging.getLogger(__name__)
@@ -63,9 +63,9 @@ class InFlight:
 
 
 class Uplink:
-    """Store-and-forward from an ``Outbox`` to the cloud over an ``MqttTransport``."""
+    """Store-and-forward from an ``Outbox`` to the cloud over a ``Transport`` (``MqttTransport``)."""
 
-    def __init__(self, outbox: Outbox, transport: MqttTransport, private_key: Ed25519PrivateKey, device_id: str,
+    def __init__(self, outbox: Outbox, transport: Transport, private_key: Ed25519PrivateKey, device_id: str,
                  settings: UplinkSettings, counters: Counters | None = None,
                  wall_clock: Callable[[], float] = time.time) -> None:
         self.outbox = outbox

@@ -11,7 +11,7 @@ from edge_agent.config import load_config, parse_config
 from edge_agent.counters import Counters
 from edge_agent.errors import ConfigError
 from edge_agent.outbox import Outbox
-from edge_agent.uplink import build_uplink
+from edge_agent.uplink import Transport, build_uplink
 from edge_agent.uplink.settings import DEFAULT_ACK_TIMEOUT_S, UplinkSettings
 from edge_agent.wire import generate_private_key, save_private_key
 
@@ -85,4 +85,5 @@ def test_build_uplink_needs_a_readable_key(tmp_path: Path) -> None:
         uplink = build_uplink(UplinkSettings("127.0.0.1", signing_key=tmp_path / "device.pem"), "t-1", outbox,
                               Counters())
         assert uplink.topic == "fleet/v1/t-1/batch"
+        assert isinstance(uplink.transport, Transport) and not uplink.transport.connected
         uplink.close()
