@@ -20,10 +20,11 @@ from sqlalchemy import func, select
 
 from cloud_sync.store import make_engine, migrate, schema
 from cloud_sync.store.devices import add_device
+from edge_agent.model import Priority, Record
 from edge_agent.wire import save_private_key
 from edge_agent.wire.sign import public_key_pem
 from tests.edge_agent.uplink.chaos_agent import DEVICE, FAULT_EVERY
-from tests.edge_agent.uplink.conftest import wait_for
+from tests.edge_agent.uplink.conftest import T0, Cloud, fast_settings, wait_for
 from tests.mqtt_broker import Mosquitto, Proc, ingest_worker
 
 TOTAL = 10_000
@@ -102,3 +103,35 @@ def test_ten_thousand_records_through_forty_kills(tmp_path: Path, broker: Mosqui
     assert batches[1] >= 3
     stats = json.loads(worker.wait_line('"stopped"'))
     assert stats["metrics"]["batches_rejected"] == 0
+
+
+def test_a_worker_killed_mid_stream_loses_nothing(tmp_path: Path, cloud: Cloud, make_rig) -> None:
+    """Two ingest worker processes share the subscription; one is SIGKILLed while batches flow."""
+    rig = make_rig(fast_settings(cloud.broker, max_batch_records=100, ack_timeout_s=2.0, linger_s=0.05))
+    cloud.register(DEVICE, rig.key)
+    db_url = str(cloud.engine.url)
+    workers = [ingest_worker(cloud.broker, db_url, f"ingest-{i}", log_path=tmp_path / f"w{i}.log") for i in range(2)]
+    survivor = workers[1]
+    try:
+        n = 0
+        for step in range(40):
+            rig.outbox.append([Record("position", Priority.PERIODIC, T0 + n + i, {"n": n + i, "lat": 48.1, "lon": 11.5})
+                               for i in range(100)])
+            n += 100
+            deadline = time.monotonic() + 0.1
+            while time.monotonic() < deadline:
+                rig.uplink.tick()
+                time.sleep(0.005)
+            if step == 15:
+                workers[0].kill()
+        rig.pump(lambda: rig.outbox.depth() == 0, "the outbox to drain through the surviving worker")
+    finally:
+        for w in workers:
+            w.terminate()
+    numbers = sorted(r.payload["n"] for r in cloud.records())
+    assert numbers == list(range(n))
+    stats = json.loads(survivor.wait_line('"stopped"'))
+    assert stats["processed"] > 0
+    # Only batches in flight to the dead worker waited for their ack timeout; the group's later batches
+    # were not parked on its session (a persistent worker session would time out about half of them).
+    assert rig.counters.get("ack_timeouts") <= 2 * rig.uplink.settings.max_inflight
