@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from pathlib import Path
 
 import sqlite_utils
@@ -93,6 +94,19 @@ def open_database(path: Path) -> sqlite_utils.Database:
     return db
 
 
+#: Ids per millisecond of creation time: a recreated outbox starts above every id of an older one
+#: unless that one appended more than this many records per millisecond of its life on average.
+IDS_PER_MS = 1024
+
+
+def first_record_id(now: float | None = None) -> int:
+    """The id sequence's starting point for an outbox created at ``now`` (wall clock, seconds).
+
+    At ``IDS_PER_MS`` the start stays below ``2**63`` for the next 280,000 years: ids remain 63-bit ints.
+    """
+    return int((time.time() if now is None else now) * 1000) * IDS_PER_MS
+
+
 def schema_version(db: sqlite_utils.Database) -> int:
     return int(db.execute("PRAGMA user_version").fetchone()[0])
 
@@ -112,6 +126,12 @@ def migrate(db: sqlite_utils.Database, path: Path) -> None:
         try:
             for statement in _statements(MIGRATIONS[step]):
                 db.execute(statement)
+            if step == 0:
+                # A new outbox numbers its records from the creation time, not from 1: the cloud keys
+                # records by (device, record id), so an outbox file lost and recreated (a reflashed
+                # SD card) must not reuse ids the cloud already holds, or new records would be taken
+                # for duplicates and dropped.
+                db.execute("INSERT INTO sqlite_sequence(name, seq) VALUES ('records', ?)", [first_record_id()])
             db.execute(f"PRAGMA user_version = {step + 1}")
             db.execute("COMMIT")
         except BaseException:

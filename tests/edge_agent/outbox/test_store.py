@@ -14,6 +14,7 @@ from edge_agent.counters import Counters
 from edge_agent.errors import OutboxError
 from edge_agent.model import Priority, Record
 from edge_agent.outbox import SCHEMA_VERSION, Outbox
+from edge_agent.outbox.schema import first_record_id
 from tests.edge_agent.outbox.helpers import everything, raw_rows, rec, samples
 
 
@@ -35,7 +36,9 @@ def test_append_stores_compact_json_with_device_and_wall_times(tmp_path: Path) -
         outbox.append([rec("position", Priority.PERIODIC, 1234.5, lat=52.5, lon=13.4, note="é")])
     after = time.time()
     [(rid, kind, prio, ts, received_at, size, in_flight, payload)] = raw_rows(tmp_path / "o.db")
-    assert (rid, kind, prio, ts, in_flight) == (1, "position", 10, 1234.5, 0)
+    assert (kind, prio, ts, in_flight) == ("position", 10, 1234.5, 0)
+    # Ids start from the creation time (see first_record_id), not from 1.
+    assert first_record_id(before) < rid <= first_record_id(after) + 1
     assert before <= received_at <= after
     assert payload == '{"lat":52.5,"lon":13.4,"note":"\\u00e9"}'
     assert json.loads(payload)["note"] == "é"
@@ -198,3 +201,16 @@ def test_check_reports_totals_that_disagree_with_rows(tmp_path: Path) -> None:
 def test_bad_quota_is_refused(tmp_path: Path) -> None:
     with pytest.raises(OutboxError, match="quota_bytes"):
         Outbox(tmp_path / "o.db", quota_bytes=0)
+
+
+def test_a_recreated_outbox_never_reuses_ids_the_cloud_may_hold(tmp_path: Path) -> None:
+    """A lost outbox file (reflashed card) must not restart ids at 1: the cloud keys records by id."""
+    with Outbox(tmp_path / "old.db") as outbox:
+        outbox.append([rec("sample", Priority.PERIODIC, float(i), v=i) for i in range(5000)])
+        old_max = max(r.id for r in outbox.claim(10_000))
+    (tmp_path / "old.db").unlink()
+    time.sleep(0.01)
+    with Outbox(tmp_path / "old.db") as outbox:
+        outbox.append([rec("sample", Priority.PERIODIC, 1.0, v=1)])
+        [new] = outbox.claim(10)
+    assert new.id > old_max
