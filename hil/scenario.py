@@ -1,0 +1,464 @@
+"""HIL scenario files (TOML): a vehicle, a timeline of steps, optional geofences, and expectations.
+
+A scenario says what the simulated vehicle does and which events the agent must end up with::
+
+    [scenario]
+    name = "depot_idle_fault"
+    speedup = 30.0                  # scenario seconds per wall-clock second
+
+    [vehicle]
+    profile = "heavy_truck_j1939"   # or "light_obd2"
+    start = [51.5007, -0.1246]      # lat, lon where the vehicle stands before the first drive
+
+    [agent.thresholds]              # written verbatim into the agent's [detection.thresholds]
+    idle_min_duration_s = 4.0
+
+    geofences = "fences.geojson"    # a path (relative to this file), or a [geofences] GeoJSON table
+
+    [[step]]
+    action = "ignition_on"
+    [[step]]
+    action = "idle"
+    minutes = 5
+    [[step]]
+    action = "drive"
+    speed_kmh = 50
+    waypoints = [[51.51, -0.12], [51.52, -0.12]]
+    [[step]]
+    action = "dtc"
+    appears = true
+    spn = 110
+    fmi = 16
+
+    [[expect]]
+    kind = "idle_ended"
+    count = 1
+    where = { duration_s = { min = 6, max = 14 } }
+
+Sequential steps (``ignition_on``, ``idle``, ``drive``, ``engine_off``, ``ignition_off``) follow
+each other; overlay steps (``dtc``, ``gnss_lost``, ``kill_agent``) happen where they stand in the
+list, or at an explicit ``at`` (scenario seconds from the start). Every error names the field.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import tempfile
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edge_agent.errors import ConfigError
+from firmware_profiles import ProfileError, load_profile
+
+PROFILES = ("heavy_truck_j1939", "light_obd2")
+SEQUENTIAL = ("ignition_on", "idle", "drive", "engine_off", "ignition_off")
+OVERLAY = ("dtc", "gnss_lost", "kill_agent")
+ACTIONS = SEQUENTIAL + OVERLAY
+#: Record kinds an expectation may count: the detectors' events and the once-per-vehicle records.
+EVENT_KINDS = (
+    "idle_started", "idle_ended", "dtc_appeared", "dtc_cleared", "fault_raised", "fault_cleared",
+    "geofence_entered", "geofence_exited", "trip_started", "trip_ended", "meter", "vehicle_id", "dtc_status",
+)
+OBD_STATUSES = ("stored", "pending", "permanent")
+#: SAE J2012 / ISO 15031-6 DTC text form: P, C, B or U, then four hex digits.
+_OBD_CODE = re.compile(r"^[PCBU][0-9A-F]{4}$")
+#: SAE J1939-73: the SPN is 19 bits, the FMI 5 bits.
+MAX_SPN = (1 << 19) - 1
+MAX_FMI = 31
+#: NMEA receivers output 1 to 10 Hz (NMEA 0183 v4.10 leaves the rate to the receiver; these are the common ones).
+GNSS_RATES = (1.0, 10.0)
+
+
+class ScenarioError(ValueError):
+    """A scenario file is unreadable or invalid; the message starts with the field at fault."""
+
+
+@dataclass(frozen=True, slots=True)
+class DtcChange:
+    """A trouble code appearing or clearing: J1939 (``spn``/``fmi``) or OBD-II (``code``/``status``)."""
+
+    appears: bool
+    spn: int | None = None
+    fmi: int | None = None
+    code: str | None = None
+    status: str = "stored"
+
+    @property
+    def key(self) -> str:
+        return f"{self.spn}:{self.fmi}" if self.code is None else f"{self.code}:{self.status}"
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    index: int
+    action: str
+    #: idle / engine_off / gnss_lost: how long (scenario s); kill_agent: how long the agent stays down.
+    duration_s: float = 0.0
+    at: float | None = None
+    speed_kmh: float = 0.0
+    waypoints: tuple[tuple[float, float], ...] = ()
+    dtc: DtcChange | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A payload condition: equal to ``equals``, or within ``[lo, hi]`` (either bound optional)."""
+
+    equals: object = None
+    lo: float | None = None
+    hi: float | None = None
+
+    def test(self, value: object) -> bool:
+        if self.lo is None and self.hi is None:
+            return value == self.equals
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        return (self.lo is None or value >= self.lo) and (self.hi is None or value <= self.hi)
+
+    def describe(self) -> str:
+        if self.lo is None and self.hi is None:
+            return f"== {self.equals!r}"
+        return f"in [{'-inf' if self.lo is None else self.lo}, {'inf' if self.hi is None else self.hi}]"
+
+
+@dataclass(frozen=True, slots=True)
+class Expectation:
+    index: int
+    kind: str
+    min_count: int
+    max_count: int | None
+    where: Mapping[str, Match] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        if self.max_count == self.min_count:
+            n = f"exactly {self.min_count}"
+        elif self.max_count is None:
+            n = f"at least {self.min_count}"
+        else:
+            n = f"{self.min_count} to {self.max_count}"
+        cond = ", ".join(f"{k} {m.describe()}" for k, m in self.where.items())
+        return f"{n} {self.kind}" + (f" where {cond}" if cond else "")
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str
+    description: str
+    source: Path
+    profile: str
+    speedup: float
+    start: tuple[float, float] | None
+    vin: str
+    steps: tuple[Step, ...]
+    expectations: tuple[Expectation, ...]
+    thresholds: Mapping[str, float]
+    #: GeoJSON document text (validated), or None.
+    geofences: str | None = None
+    gnss_rate_hz: float = 5.0
+
+    @property
+    def is_obd(self) -> bool:
+        return self.profile == "light_obd2"
+
+
+# -- field helpers --------------------------------------------------------------------------------
+
+
+def _number(table: Mapping[str, Any], key: str, where: str, *, positive: bool = False,
+            default: float | None = None) -> float:
+    value = table.get(key, default)
+    if value is None:
+        raise ScenarioError(f"{where}.{key}: required")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ScenarioError(f"{where}.{key}: must be a number, got {value!r}")
+    if positive and value <= 0:
+        raise ScenarioError(f"{where}.{key}: must be > 0, got {value!r}")
+    if value < 0:
+        raise ScenarioError(f"{where}.{key}: must be >= 0, got {value!r}")
+    return float(value)
+
+
+def _int(table: Mapping[str, Any], key: str, where: str, hi: int) -> int:
+    value = table.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= hi:
+        raise ScenarioError(f"{where}.{key}: must be an integer 0..{hi}, got {value!r}")
+    return value
+
+
+def _latlon(value: object, where: str) -> tuple[float, float]:
+    if (not isinstance(value, list) or len(value) != 2
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)):
+        raise ScenarioError(f"{where}: must be [lat, lon], got {value!r}")
+    lat, lon = float(value[0]), float(value[1])
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise ScenarioError(f"{where}: [lat, lon] out of range: {value!r}")
+    return lat, lon
+
+
+def _only(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise ScenarioError(f"{where}.{unknown[0]}: unknown field (expected one of {', '.join(sorted(allowed))})")
+
+
+def _duration(table: Mapping[str, Any], where: str) -> float:
+    if ("minutes" in table) == ("seconds" in table):
+        raise ScenarioError(f"{where}: give exactly one of minutes, seconds")
+    if "minutes" in table:
+        return 60.0 * _number(table, "minutes", where, positive=True)
+    return _number(table, "seconds", where, positive=True)
+
+
+# -- sections -------------------------------------------------------------------------------------
+
+
+def _step(i: int, raw: object) -> Step:
+    where = f"step[{i}]"
+    if not isinstance(raw, dict):
+        raise ScenarioError(f"{where}: must be a table")
+    action = raw.get("action")
+    if action not in ACTIONS:
+        raise ScenarioError(f"{where}.action: must be one of {', '.join(ACTIONS)}, got {action!r}")
+    at = _number(raw, "at", where) if "at" in raw else None
+    common = {"action", "at"} if action in OVERLAY else {"action"}
+    if action in ("ignition_on", "ignition_off"):
+        _only(raw, common, where)
+        return Step(i, action)
+    if action in ("idle", "engine_off", "gnss_lost"):
+        _only(raw, common | {"minutes", "seconds"}, where)
+        return Step(i, action, duration_s=_duration(raw, where), at=at)
+    if action == "kill_agent":
+        _only(raw, common | {"down_s"}, where)
+        return Step(i, action, duration_s=_number(raw, "down_s", where, default=0.0), at=at)
+    if action == "drive":
+        _only(raw, common | {"speed_kmh", "waypoints"}, where)
+        points = raw.get("waypoints")
+        if not isinstance(points, list) or not points:
+            raise ScenarioError(f"{where}.waypoints: must be a non-empty list of [lat, lon]")
+        waypoints = tuple(_latlon(p, f"{where}.waypoints[{k}]") for k, p in enumerate(points))
+        return Step(i, action, speed_kmh=_number(raw, "speed_kmh", where, positive=True), waypoints=waypoints)
+    # dtc
+    _only(raw, common | {"appears", "spn", "fmi", "code", "status"}, where)
+    appears = raw.get("appears")
+    if not isinstance(appears, bool):
+        raise ScenarioError(f"{where}.appears: must be true (appears) or false (clears)")
+    if "code" in raw:
+        code = raw["code"]
+        if not isinstance(code, str) or not _OBD_CODE.match(code):
+            raise ScenarioError(f"{where}.code: must be an OBD-II code like \"P0301\", got {code!r}")
+        status = raw.get("status", "stored")
+        if status not in OBD_STATUSES:
+            raise ScenarioError(f"{where}.status: must be one of {', '.join(OBD_STATUSES)}, got {status!r}")
+        return Step(i, action, at=at, dtc=DtcChange(appears, code=code, status=status))
+    if "spn" not in raw:
+        raise ScenarioError(f"{where}: give spn and fmi (J1939) or code (OBD-II)")
+    dtc = DtcChange(appears, spn=_int(raw, "spn", where, MAX_SPN), fmi=_int(raw, "fmi", where, MAX_FMI))
+    return Step(i, action, at=at, dtc=dtc)
+
+
+def _expectation(i: int, raw: object) -> Expectation:
+    where = f"expect[{i}]"
+    if not isinstance(raw, dict):
+        raise ScenarioError(f"{where}: must be a table")
+    _only(raw, {"kind", "count", "min", "max", "where"}, where)
+    kind = raw.get("kind")
+    if kind not in EVENT_KINDS:
+        raise ScenarioError(f"{where}.kind: must be one of {', '.join(EVENT_KINDS)}, got {kind!r}")
+    if "count" in raw and ("min" in raw or "max" in raw):
+        raise ScenarioError(f"{where}.count: give count, or min and/or max, not both")
+    hi: int | None
+    if "count" in raw:
+        lo = hi = int(_number(raw, "count", where))
+    elif "min" in raw or "max" in raw:
+        lo = int(_number(raw, "min", where, default=0))
+        hi = int(_number(raw, "max", where)) if "max" in raw else None
+        if hi is not None and hi < lo:
+            raise ScenarioError(f"{where}.max: must be >= min ({lo}), got {hi}")
+    else:
+        lo, hi = 1, None  # "it happened"
+    conditions: dict[str, Match] = {}
+    cond = raw.get("where", {})
+    if not isinstance(cond, dict):
+        raise ScenarioError(f"{where}.where: must be a table of payload field -> value or {{min, max}}")
+    for key, value in cond.items():
+        if isinstance(value, dict):
+            _only(value, {"min", "max"}, f"{where}.where.{key}")
+            if not value:
+                raise ScenarioError(f"{where}.where.{key}: give min and/or max")
+            mn = _signed(value, "min", f"{where}.where.{key}")
+            mx = _signed(value, "max", f"{where}.where.{key}")
+            if mn is not None and mx is not None and mx < mn:
+                raise ScenarioError(f"{where}.where.{key}.max: must be >= min")
+            conditions[key] = Match(lo=mn, hi=mx)
+        else:
+            conditions[key] = Match(equals=value)
+    return Expectation(i, kind, lo, hi, conditions)
+
+
+def _signed(table: Mapping[str, Any], key: str, where: str) -> float | None:
+    value = table.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ScenarioError(f"{where}.{key}: must be a number, got {value!r}")
+    return float(value)
+
+
+def _geofences(raw: object, base: Path) -> str | None:
+    # The agent's own loader checks the fences, so a scenario never starts an agent that would refuse them.
+    from edge_agent.detection.geojson import load_geofences
+
+    if raw is None:
+        return None
+    try:
+        if isinstance(raw, str):
+            path = base / raw  # an absolute ``raw`` stays absolute
+            load_geofences(path)
+            return path.read_text(encoding="utf-8")
+        if not isinstance(raw, dict):
+            raise ScenarioError("geofences: must be a GeoJSON file path or an inline [geofences] GeoJSON table")
+        text = json.dumps(raw)
+        with tempfile.TemporaryDirectory() as tmp:
+            probe = Path(tmp) / "inline.geojson"
+            probe.write_text(text, encoding="utf-8")
+            load_geofences(probe)
+        return text
+    except ConfigError as exc:
+        raise ScenarioError(f"geofences: {exc}") from exc
+
+
+def parse_scenario(data: Mapping[str, Any], source: Path) -> Scenario:
+    """Validate a parsed scenario document; ``source`` anchors relative paths and names it in errors."""
+    _only(data, {"scenario", "vehicle", "agent", "geofences", "step", "expect"}, "scenario file")
+    head = data.get("scenario", {})
+    if not isinstance(head, dict):
+        raise ScenarioError("scenario: must be a table")
+    _only(head, {"name", "description", "speedup", "gnss_rate_hz"}, "scenario")
+    name = head.get("name", source.stem)
+    if not isinstance(name, str) or not name:
+        raise ScenarioError("scenario.name: must be a non-empty string")
+    speedup = _number(head, "speedup", "scenario", positive=True, default=1.0)
+    rate = _number(head, "gnss_rate_hz", "scenario", positive=True, default=5.0)
+    if not GNSS_RATES[0] <= rate <= GNSS_RATES[1]:
+        raise ScenarioError(f"scenario.gnss_rate_hz: NMEA receivers output 1 to 10 Hz, got {rate}")
+    vehicle = data.get("vehicle")
+    if not isinstance(vehicle, dict):
+        raise ScenarioError("vehicle: required table with profile = \"heavy_truck_j1939\" or \"light_obd2\"")
+    _only(vehicle, {"profile", "start", "vin"}, "vehicle")
+    profile = vehicle.get("profile")
+    if profile not in PROFILES:
+        raise ScenarioError(f"vehicle.profile: must be one of {', '.join(PROFILES)}, got {profile!r}")
+    start = _latlon(vehicle["start"], "vehicle.start") if "start" in vehicle else None
+    vin = vehicle.get("vin", "1XKYDP9X0MJ000001" if profile == "heavy_truck_j1939" else "WF0XXXTTGXKA12345")
+    if not isinstance(vin, str) or len(vin) != 17 or not vin.isascii():
+        raise ScenarioError(f"vehicle.vin: must be 17 ASCII characters (ISO 3779), got {vin!r}")
+    agent = data.get("agent", {})
+    if not isinstance(agent, dict):
+        raise ScenarioError("agent: must be a table")
+    _only(agent, {"thresholds"}, "agent")
+    thresholds_raw = agent.get("thresholds", {})
+    if not isinstance(thresholds_raw, dict):
+        raise ScenarioError("agent.thresholds: must be a table of name = number")
+    thresholds = {k: _number(thresholds_raw, k, "agent.thresholds") for k in thresholds_raw}
+    try:
+        known = set(load_profile(profile).thresholds) | _OPTIONAL_THRESHOLDS
+    except ProfileError as exc:  # pragma: no cover - bundled profiles always load
+        raise ScenarioError(f"vehicle.profile: {exc}") from exc
+    for key in thresholds:
+        if key not in known:
+            raise ScenarioError(f"agent.thresholds.{key}: not a threshold the agent knows "
+                                f"(one of {', '.join(sorted(known))})")
+    raw_steps = data.get("step")
+    if not isinstance(raw_steps, list) or not raw_steps:
+        raise ScenarioError("step: a scenario needs at least one [[step]]")
+    steps = tuple(_step(i, s) for i, s in enumerate(raw_steps))
+    _check_steps(steps, profile == "light_obd2", start)
+    raw_expect = data.get("expect", [])
+    if not isinstance(raw_expect, list):
+        raise ScenarioError("expect: must be an array of [[expect]] tables")
+    expectations = tuple(_expectation(i, e) for i, e in enumerate(raw_expect))
+    description = head.get("description", "")
+    return Scenario(
+        name=name, description=str(description), source=source, profile=profile, speedup=speedup,
+        start=start, vin=vin, steps=steps, expectations=expectations, thresholds=thresholds,
+        geofences=_geofences(data.get("geofences"), source.parent), gnss_rate_hz=rate,
+    )
+
+
+#: Thresholds detectors read with a default (not in the profiles' [thresholds]); see edge_agent/detection/.
+_OPTIONAL_THRESHOLDS = {
+    "idle_end_debounce_s", "fault_debounce_s", "trip_engine_on_rpm", "trip_min_duration_s", "trip_end_debounce_s",
+    "meter_interval_s", "geofence_hysteresis_m", "geofence_min_dwell_s", "geofence_min_quality", "geofence_max_hdop",
+    "idle_max_wheel_speed_kmh", "idle_max_gnss_speed_mps", "idle_fuel_rate_lph",
+}
+
+
+def _check_steps(steps: tuple[Step, ...], obd: bool, start: tuple[float, float] | None) -> None:
+    """Consistency the parser alone cannot see: ignition order, DTC kinds, where the vehicle is."""
+    ignition = False
+    active: set[str] = set()
+    for s in steps:
+        where = f"step[{s.index}] ({s.action})"
+        if s.action == "ignition_on":
+            if ignition:
+                raise ScenarioError(f"{where}: the ignition is already on")
+            ignition = True
+        elif s.action == "ignition_off":
+            if not ignition:
+                raise ScenarioError(f"{where}: the ignition is already off")
+            ignition = False
+        elif s.action in ("idle", "drive", "engine_off") and not ignition:
+            raise ScenarioError(f"{where}: the ignition is off; add an ignition_on step before it")
+        elif s.action == "dtc":
+            assert s.dtc is not None
+            if obd != (s.dtc.code is not None):
+                want = "code (OBD-II, e.g. \"P0301\")" if obd else "spn and fmi (J1939)"
+                raise ScenarioError(f"step[{s.index}].dtc: this vehicle's profile needs {want}")
+            if s.dtc.appears:
+                active.add(s.dtc.key)
+            elif s.dtc.key not in active:
+                raise ScenarioError(f"{where}: clears {s.dtc.key}, which no earlier step made appear")
+            else:
+                active.discard(s.dtc.key)
+    if start is None and not any(s.action == "drive" for s in steps):
+        raise ScenarioError("vehicle.start: required when no drive step gives a position")
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario file; raise ``ScenarioError`` naming the file and the field."""
+    src = Path(path)
+    try:
+        data = tomllib.loads(src.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ScenarioError(f"{src}: cannot read: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"{src}: not valid TOML: {exc}") from exc
+    try:
+        return parse_scenario(data, src.resolve())
+    except ScenarioError as exc:
+        raise ScenarioError(f"{src}: {exc}") from exc
+
+
+BUNDLED = Path(__file__).resolve().parent / "scenarios"
+
+
+def bundled_scenarios() -> dict[str, Path]:
+    """Scenario name (file stem) -> path, for the scenarios shipped under ``hil/scenarios/``."""
+    return {p.stem: p for p in sorted(BUNDLED.glob("*.toml"))}
+
+
+def resolve_scenario(name_or_path: str) -> Path:
+    """A bundled scenario by name, or a path to a file."""
+    bundled = bundled_scenarios()
+    if name_or_path in bundled:
+        return bundled[name_or_path]
+    path = Path(name_or_path)
+    if not path.is_file():
+        raise ScenarioError(f"{name_or_path}: no such file, and not a bundled scenario "
+                            f"({', '.join(bundled) or 'none'})")
+    return path
