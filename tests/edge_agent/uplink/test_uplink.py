@@ -37,7 +37,7 @@ def test_batches_committed_delete_rows_and_chain(cloud: Cloud, make_rig) -> None
 
 
 def test_puback_alone_deletes_nothing_and_ack_timeout_releases(cloud: Cloud, make_rig) -> None:
-    rig = make_rig(fast_settings(cloud.broker, max_batch_records=100, ack_timeout_s=1.0, max_inflight=2))
+    rig = make_rig(fast_settings(cloud.broker, max_batch_records=100, ack_timeout_s=3.0, max_inflight=2))
     cloud.register(DEVICE, rig.key)
     rig.outbox.append(positions(300))
     # No worker yet: the broker takes the batches (PUBACK) but nobody commits them.
