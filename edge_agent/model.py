@@ -6,8 +6,11 @@ them; everything in the middle speaks these frozen dataclasses.
 
 from __future__ import annotations
 
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import overload
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,3 +183,84 @@ class Event:
 
     def to_record(self) -> Record:
         return Record(self.kind, self.priority, self.timestamp, dict(self.payload))
+
+
+#: Bit 31 of a ``FrameBlock`` id: the frame used a 29-bit identifier (``native/j1939_decode``'s flag).
+EXTENDED_FLAG = 0x80000000
+_ID_MASK = 0x1FFFFFFF
+
+
+class FrameBlock(Sequence[RawFrame]):
+    """A batch of CAN frames as columns, which sources may hand over instead of a ``list[RawFrame]``.
+
+    Kernels read the arrays directly; everyone else sees a ``Sequence[RawFrame]`` whose items are
+    built on demand. Columns: ``timestamps`` ('d'), ``ids`` ('I', 29-bit id with ``EXTENDED_FLAG``),
+    ``dlc`` ('B', real payload length, up to 64 for CAN-FD), ``data`` (8 bytes per frame, zero padded),
+    ``channel`` ('I', index into ``channels``), and ``long_data`` (frame index -> the whole payload of
+    the few CAN-FD frames longer than 8 bytes).
+    """
+
+    __slots__ = ("channel", "channels", "data", "dlc", "ids", "long_data", "timestamps")
+
+    def __init__(
+        self, timestamps: array, ids: array, dlc: array, data: bytes, channel: array, channels: Sequence[str],
+        long_data: dict[int, bytes] | None = None,
+    ) -> None:
+        n = len(ids)
+        if not (len(timestamps) == len(dlc) == len(channel) == n and len(data) == 8 * n):
+            raise ValueError("FrameBlock columns must have one entry (8 data bytes) per frame")
+        self.timestamps, self.ids, self.dlc, self.data, self.channel = timestamps, ids, dlc, data, channel
+        self.channels = channels
+        self.long_data = long_data or {}
+
+    @classmethod
+    def from_frames(cls, frames: Iterable[RawFrame]) -> FrameBlock:
+        ts, ids, dlc, chan = array("d"), array("I"), array("B"), array("I")
+        data = bytearray()
+        names: dict[str, int] = {}
+        long_data: dict[int, bytes] = {}
+        for i, f in enumerate(frames):
+            ts.append(f.timestamp)
+            ids.append((f.arbitration_id & _ID_MASK) | (EXTENDED_FLAG if f.is_extended else 0))
+            dlc.append(len(f.data))
+            data += (f.data + bytes(8))[:8]
+            if len(f.data) > 8:
+                long_data[i] = f.data
+            chan.append(names.setdefault(f.channel, len(names)))
+        return cls(ts, ids, dlc, bytes(data), chan, list(names), long_data)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @overload
+    def __getitem__(self, i: int) -> RawFrame: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> FrameBlock: ...
+
+    def __getitem__(self, i: int | slice) -> RawFrame | FrameBlock:
+        if isinstance(i, slice):
+            start, stop, step = i.indices(len(self.ids))
+            if step != 1:
+                return FrameBlock.from_frames([self[k] for k in range(start, stop, step)])
+            stop = max(stop, start)
+            return FrameBlock(
+                self.timestamps[start:stop], self.ids[start:stop], self.dlc[start:stop],
+                self.data[8 * start:8 * stop], self.channel[start:stop], self.channels,
+                {k - start: v for k, v in self.long_data.items() if start <= k < stop},
+            )
+        n = len(self.ids)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError("FrameBlock index out of range")
+        can_id = self.ids[i]
+        data = self.long_data.get(i) if self.long_data else None
+        if data is None:
+            data = self.data[8 * i: 8 * i + self.dlc[i]]
+        return RawFrame(self.timestamps[i], can_id & _ID_MASK, data, bool(can_id & EXTENDED_FLAG),
+                        self.channels[self.channel[i]])
+
+    def __iter__(self) -> Iterator[RawFrame]:
+        for i in range(len(self.ids)):
+            yield self[i]

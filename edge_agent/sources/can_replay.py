@@ -1,10 +1,15 @@
 """Replay a CAN capture file as a ``FrameSource`` (tests, HIL, dry runs, benchmarks).
 
-candump ``.log`` text (optionally ``.log.gz``) is parsed here, line by line, because python-can's
+candump ``.log`` text (optionally ``.log.gz``) is parsed here, because python-can's
 ``CanutilsLogReader`` raises on the first malformed line and so ends the whole replay; a bad line
 must instead be counted (``can_log_malformed``) and skipped. It is also the hot path of the
-end-to-end benchmark, so it uses ``str.partition`` and ``bytes.fromhex`` and no regex.
+end-to-end benchmark: the file is read in chunks of bytes and the ``candump`` kernel turns the plain
+lines into columns (a ``FrameBlock``) without one Python object per frame; the few other lines
+(CAN-FD, remote and error frames, padded columns, broken text) are parsed here one by one.
 Other formats (Vector ``.asc``, ``.blf``, ``.trc``, ``.csv``) go through python-can's readers.
+
+``read_block`` hands over a ``FrameBlock``; ``read_batch`` (the ``FrameSource`` protocol) the same
+frames as a list.
 
 Pacing: ``"fast"`` returns frames as fast as the caller asks; ``"realtime"`` follows the capture's
 timestamps relative to its first frame, using the injected ``clock`` and ``sleep``.
@@ -17,13 +22,15 @@ import logging
 import struct
 import time
 import zlib
+from array import array
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+import native
 from edge_agent.counters import Counters
 from edge_agent.errors import SourceError
-from edge_agent.model import RawFrame
+from edge_agent.model import FrameBlock, RawFrame
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +44,44 @@ FD_LENGTHS = frozenset((0, 1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 20, 24, 32, 48, 64))
 #: How many malformed lines are logged with their line number before we only count them.
 LOGGED_BAD_LINES = 10
 _MALFORMED = "can_log_malformed"
+#: Bytes read from a candump file at a time (a 1 MiB chunk holds ~20,000 lines).
+CHUNK_BYTES = 1 << 20
 
 
-def _open_candump(path: Path) -> IO[str]:
+def _open_candump(path: Path) -> IO[bytes]:
     if path.name.endswith(".gz"):
-        return gzip.open(path, "rt", encoding="ascii", errors="replace")
-    # errors="replace": a byte of line noise becomes a malformed line, not a UnicodeDecodeError.
-    return path.open("r", encoding="ascii", errors="replace")
+        return gzip.open(path, "rb")  # type: ignore[return-value]  # GzipFile is a BufferedIOBase
+    return path.open("rb")
+
+
+class _Columns:
+    """A ``FrameBlock`` being filled: kernel output appended whole, odd lines one frame at a time."""
+
+    __slots__ = ("chan", "data", "dlc", "ids", "long_data", "ts")
+
+    def __init__(self) -> None:
+        self.ts, self.ids, self.dlc, self.chan = array("d"), array("I"), array("B"), array("I")
+        self.data = bytearray()
+        self.long_data: dict[int, bytes] = {}
+
+    def extend(self, ts: array, ids: array, dlc: array, data: bytes, chan: array) -> None:
+        self.ts += ts
+        self.ids += ids
+        self.dlc += dlc
+        self.data += data
+        self.chan += chan
+
+    def append(self, frame: RawFrame, channel: int) -> None:
+        if len(frame.data) > 8:
+            self.long_data[len(self.ids)] = frame.data
+        self.ts.append(frame.timestamp)
+        self.ids.append(frame.arbitration_id | (0x80000000 if frame.is_extended else 0))
+        self.dlc.append(len(frame.data))
+        self.data += (frame.data + bytes(8))[:8]
+        self.chan.append(channel)
+
+    def block(self, channels: list[str]) -> FrameBlock:
+        return FrameBlock(self.ts, self.ids, self.dlc, bytes(self.data), self.chan, channels, self.long_data)
 
 
 def _is_candump(path: Path) -> bool:
@@ -70,7 +108,17 @@ class CanReplaySource:
         self.counters = counters if counters is not None else Counters()
         self._clock = clock
         self._sleep = sleep
-        self._file: IO[str] | None = None
+        self._file: IO[bytes] | None = None
+        self._buf = b""
+        self._pos = 0  # next unparsed byte of _buf
+        self._end = 0  # just past the last complete line in _buf
+        self._file_done = False
+        self._parse_lines = native.kernel("candump").parse_lines
+        # Channel names seen (a frame's channel is an index), and the kernel's table of them.
+        self._chan_names: list[str] = []
+        self._chan_ids: dict[str, int] = {}
+        self._chan_entries: list[bytes] = []
+        self._chan_blob = b""
         self._reader: Any = None  # a python-can reader for non-candump formats
         self._messages: Iterator[Any] | None = None
         self._reader_errors: tuple[type[Exception], ...] = ()
@@ -96,6 +144,11 @@ class CanReplaySource:
             raise SourceError(f"cannot open CAN capture {self.path}: {exc}") from exc
 
     def read_batch(self, max_frames: int = 256, timeout: float = 0.1) -> list[RawFrame] | None:
+        block = self.read_block(max_frames, timeout)
+        return None if block is None else list(block)
+
+    def read_block(self, max_frames: int = 256, timeout: float = 0.1) -> FrameBlock | None:
+        """As ``read_batch``, as columns (what ``Pipeline.on_frames`` decodes without per-frame objects)."""
         if self.pace == "fast":
             batch = self._next_frames(max_frames)
             if batch is None:
@@ -103,7 +156,8 @@ class CanReplaySource:
             if batch:
                 self.counters.inc("frames", len(batch))
             return batch
-        return self._read_realtime(max_frames, timeout)
+        frames = self._read_realtime(max_frames, timeout)
+        return None if frames is None else FrameBlock.from_frames(frames)
 
     def _read_realtime(self, max_frames: int, timeout: float) -> list[RawFrame] | None:
         out: list[RawFrame] = []
@@ -138,80 +192,133 @@ class CanReplaySource:
             return None
         return out
 
-    def _next_frames(self, max_frames: int) -> list[RawFrame] | None:
-        """Up to ``max_frames`` frames; ``[]`` if only skipped lines were read; ``None`` at EOF."""
+    def _next_frames(self, max_frames: int) -> FrameBlock | None:
+        """Up to ``max_frames`` frames; empty if only skipped lines were read; ``None`` at EOF."""
         if self._ended:
             return None
         if self._file is not None:
-            out = self._parse_candump(self._file, max_frames)
+            out = self._parse_candump(max_frames)
         else:
-            out = self._read_python_can(max_frames)
+            out = FrameBlock.from_frames(self._read_python_can(max_frames))
         if not out and self._ended:
             return None
         return out
 
-    def _parse_candump(self, f: IO[str], max_frames: int) -> list[RawFrame]:
-        out: list[RawFrame] = []
-        append = out.append
-        readline = f.readline
-        # Loop bounded by lines read so that a file of pure garbage still yields control.
-        for _ in range(max_frames * 4):
-            line = readline()
-            if not line:
-                self._ended = True
-                break
-            self._line_no += 1
-            # Inline parse (no helper call per line): this is the benchmark's hot path.
-            # Format: "(1436509052.249713) can0 0CF00400#FF7D7D... [T|R]"
-            try:
-                if line[0] != "(":
-                    if line.strip():
-                        self._bad_line(line, "no '(' timestamp")
-                    continue
-                ts_s, _, rest = line[1:].partition(") ")
-                chan, _, rest = rest.partition(" ")
-                if rest[:1] == " ":
-                    # Interactive candump pads 11-bit ids to align columns: "can1      301#..".
-                    rest = rest.lstrip(" ")
-                frame_s, _, tail = rest.rstrip().partition(" ")
-                # python-can's writer appends a direction flag; anything else is a broken line.
-                if tail and tail != "R" and tail != "T":
-                    self._bad_line(line, "unexpected text after frame")
-                    continue
-                id_s, sep, data_s = frame_s.partition("#")
-                if not sep or not id_s:
-                    self._bad_line(line, "no ID#DATA")
-                    continue
-                can_id = int(id_s, 16)
-                extended = len(id_s) > 3
-                if data_s and data_s[0] == "#":
-                    # CAN-FD: "ID##<flags nibble><data>"
-                    int(data_s[1], 16)
-                    data = bytes.fromhex(data_s[2:])
-                    if len(data) not in FD_LENGTHS:
-                        self._bad_line(line, "CAN-FD length")
-                        continue
-                elif data_s and data_s[0] == "R":
-                    self.counters.inc("can_remote_frames")
-                    continue
-                else:
-                    data = bytes.fromhex(data_s)
-                    if len(data) > 8:
-                        self._bad_line(line, "classic frame over 8 bytes")
-                        continue
-                if extended and can_id & CAN_ERR_FLAG:
-                    self.counters.inc("can_error_frames")
-                    continue
-                if can_id > (MAX_EXTENDED_ID if extended else MAX_STANDARD_ID):
-                    self._bad_line(line, "identifier too wide")
-                    continue
-                append(RawFrame(float(ts_s), can_id, data, extended, chan))
-            except (ValueError, IndexError) as exc:
-                self._bad_line(line, str(exc))
+    def _fill(self) -> bool:
+        """Read another chunk behind the unparsed rest; False once the file is exhausted."""
+        assert self._file is not None
+        chunk = self._file.read(CHUNK_BYTES)
+        rest = self._buf[self._pos:]
+        if not chunk:
+            if self._file_done or not rest:
+                self._file_done = True
+                self._buf, self._pos, self._end = b"", 0, 0
+                return False
+            # A last line without its newline is still a line (as ``readline`` returned it).
+            self._buf, self._pos, self._end, self._file_done = rest + b"\n", 0, len(rest) + 1, True
+            return True
+        self._buf = rest + chunk
+        self._pos = 0
+        self._end = self._buf.rfind(b"\n") + 1
+        return True
+
+    def _parse_candump(self, max_frames: int) -> FrameBlock:
+        """Up to ``max_frames`` frames: plain lines through the ``candump`` kernel, the rest one by one."""
+        cols = _Columns()
+        parse = self._parse_lines
+        # Loop bounded by odd lines read so that a file of pure garbage still yields control.
+        odd_budget = max_frames * 4
+        while len(cols.ids) < max_frames:
+            if self._pos >= self._end:
+                if not self._fill():
+                    self._ended = True
+                    break
                 continue
-            if len(out) >= max_frames:
+            ts, ids, dlc, data, chan, stop, lines = parse(
+                self._buf, self._pos, self._end, max_frames - len(cols.ids), self._chan_blob
+            )
+            if ids:
+                cols.extend(ts, ids, dlc, data, chan)
+            self._line_no += lines
+            self._pos = stop
+            if len(cols.ids) >= max_frames or stop >= self._end:
+                continue
+            # The kernel stopped before a line it leaves to us (FD, remote, error, odd or broken).
+            nl = self._buf.index(b"\n", stop)
+            raw = self._buf[stop:nl + 1]
+            self._pos = nl + 1
+            # Text-mode reading split lines at "\r" too; keep doing so for these lines.
+            text = raw.decode("ascii", errors="replace").replace("\r\n", "\n").replace("\r", "\n")
+            for line in text.split("\n")[:-1]:
+                self._line_no += 1
+                frame = self._parse_line(line + "\n")
+                if frame is not None:
+                    cols.append(frame, self._channel_index(frame.channel))
+            odd_budget -= 1
+            if odd_budget <= 0:
                 break
-        return out
+        return cols.block(self._chan_names)
+
+    def _channel_index(self, name: str) -> int:
+        n = self._chan_ids.get(name)
+        if n is None:
+            n = self._chan_ids[name] = len(self._chan_names)
+            self._chan_names.append(name)
+            # Only names the kernel can match byte for byte go into its table (an empty entry never matches).
+            plain = name.isascii() and name.isprintable() and " " not in name
+            self._chan_entries.append(name.encode("ascii") if plain else b"")
+            self._chan_blob = b"\n".join(self._chan_entries)
+        return n
+
+    def _parse_line(self, line: str) -> RawFrame | None:
+        """The full rules for one line: a frame, or ``None`` (counted: remote, error or malformed)."""
+        # Format: "(1436509052.249713) can0 0CF00400#FF7D7D... [T|R]"
+        try:
+            if line[0] != "(":
+                if line.strip():
+                    self._bad_line(line, "no '(' timestamp")
+                return None
+            ts_s, _, rest = line[1:].partition(") ")
+            chan, _, rest = rest.partition(" ")
+            if rest[:1] == " ":
+                # Interactive candump pads 11-bit ids to align columns: "can1      301#..".
+                rest = rest.lstrip(" ")
+            frame_s, _, tail = rest.rstrip().partition(" ")
+            # python-can's writer appends a direction flag; anything else is a broken line.
+            if tail and tail != "R" and tail != "T":
+                self._bad_line(line, "unexpected text after frame")
+                return None
+            id_s, sep, data_s = frame_s.partition("#")
+            if not sep or not id_s:
+                self._bad_line(line, "no ID#DATA")
+                return None
+            can_id = int(id_s, 16)
+            extended = len(id_s) > 3
+            if data_s and data_s[0] == "#":
+                # CAN-FD: "ID##<flags nibble><data>"
+                int(data_s[1], 16)
+                data = bytes.fromhex(data_s[2:])
+                if len(data) not in FD_LENGTHS:
+                    self._bad_line(line, "CAN-FD length")
+                    return None
+            elif data_s and data_s[0] == "R":
+                self.counters.inc("can_remote_frames")
+                return None
+            else:
+                data = bytes.fromhex(data_s)
+                if len(data) > 8:
+                    self._bad_line(line, "classic frame over 8 bytes")
+                    return None
+            if extended and can_id & CAN_ERR_FLAG:
+                self.counters.inc("can_error_frames")
+                return None
+            if can_id > (MAX_EXTENDED_ID if extended else MAX_STANDARD_ID):
+                self._bad_line(line, "identifier too wide")
+                return None
+            return RawFrame(float(ts_s), can_id, data, extended, chan)
+        except (ValueError, IndexError) as exc:
+            self._bad_line(line, str(exc))
+            return None
 
     def _bad_line(self, line: str, why: str) -> None:
         self.counters.decode_error(_MALFORMED)
