@@ -131,7 +131,7 @@ def _gnss(data: Mapping[str, Any]) -> GnssConfig | None:
 
 _UPLINK_FIELDS = {"host", "port", "signing_key", "tls_ca", "tls_cert", "tls_key", "keepalive_s", "session_expiry_s",
                   "max_inflight", "max_queued", "max_batch_records", "max_batch_bytes", "ack_timeout_s", "linger_s",
-                  "reconnect_min_s", "reconnect_max_s"}
+                  "reconnect_min_s", "reconnect_max_s", "backlog_report_s"}
 
 
 def _uplink(data: Mapping[str, Any], data_dir: Path) -> UplinkSettings | None:
@@ -150,14 +150,17 @@ def _uplink(data: Mapping[str, Any], data_dir: Path) -> UplinkSettings | None:
             raise ConfigError(f"uplink.{key}: at most {hi}, got {value}")
         return value
 
+    def non_negative(key: str, default: float) -> float:
+        value = t.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ConfigError(f"uplink.{key}: must be a number >= 0, got {value!r}")
+        return float(value)
+
     tls_ca, tls_cert, tls_key = path("tls_ca"), path("tls_cert"), path("tls_key")
     if (tls_cert is None) != (tls_key is None):
         raise ConfigError("uplink.tls_cert, uplink.tls_key: give both (the device's certificate and key) or neither")
     if tls_cert is not None and tls_ca is None:
         raise ConfigError("uplink.tls_ca: required with tls_cert (the CA that signed the broker's certificate)")
-    linger = t.get("linger_s", d.linger_s)
-    if isinstance(linger, bool) or not isinstance(linger, int | float) or linger < 0:
-        raise ConfigError(f"uplink.linger_s: must be a number >= 0, got {linger!r}")
     max_inflight = bounded("max_inflight", d.max_inflight, 65535)  # MQTT v5 Receive Maximum is 16 bits
     max_queued = _int(t, "uplink", "max_queued", max(d.max_queued, max_inflight))
     if max_queued < max_inflight:
@@ -180,7 +183,8 @@ def _uplink(data: Mapping[str, Any], data_dir: Path) -> UplinkSettings | None:
         max_batch_records=bounded("max_batch_records", d.max_batch_records, MAX_RECORDS_PER_BATCH),
         max_batch_bytes=bounded("max_batch_bytes", d.max_batch_bytes, 256 * 1024 * 1024),  # MQTT's packet limit
         ack_timeout_s=_float(t, "uplink", "ack_timeout_s", d.ack_timeout_s),
-        linger_s=float(linger),
+        linger_s=non_negative("linger_s", d.linger_s),
+        backlog_report_s=non_negative("backlog_report_s", d.backlog_report_s),
         reconnect_min_s=reconnect_min,
         reconnect_max_s=reconnect_max,
     )

@@ -32,6 +32,9 @@ DEFAULT_RECONNECT_MAX_S = 60.0
 DEFAULT_RECONNECT_JITTER_S = 1.0
 #: After a rejected batch, wait this long before sending again (a rejection is rarely transient).
 DEFAULT_REJECT_BACKOFF_S = 30.0
+#: How often the uplink appends a ``backlog_report`` record (records waiting in the outbox), which the
+#: cloud keeps as the device's backlog in its data-health view; 0 turns the reports off.
+DEFAULT_BACKLOG_REPORT_S = 300.0
 #: Seconds to wait for CONNACK after the TCP (and TLS) connection is up.
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
 
@@ -61,6 +64,7 @@ class UplinkSettings:
     reconnect_jitter_s: float = DEFAULT_RECONNECT_JITTER_S
     reject_backoff_s: float = DEFAULT_REJECT_BACKOFF_S
     connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S
+    backlog_report_s: float = DEFAULT_BACKLOG_REPORT_S
 
 
 def batch_topic(device_id: str) -> str:

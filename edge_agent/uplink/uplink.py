@@ -18,6 +18,9 @@ every batch is full, live traffic leaves in small batches at most every ``linger
 stays within ``max_batch_bytes`` and the broker's Maximum Packet Size (from CONNACK): the claim's byte
 budget is the packet limit over the learned ratio of sealed bytes to outbox bytes, and a batch that
 still comes out too big is halved (the other half released) and sealed again.
+
+Every ``backlog_report_s`` the uplink appends a ``backlog_report`` record (``Priority.EVENT``, so it
+overtakes a backlog of positions) whose ``backlog_records`` the cloud shows as the device's backlog.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edge_agent.counters import Counters
 from edge_agent.errors import OutboxError
+from edge_agent.model import Priority, Record
 from edge_agent.outbox import Outbox, StoredRecord
 from edge_agent.uplink.identity import STATE_KEY, ChainState
 from edge_agent.uplink.settings import UplinkSettings, batch_topic
@@ -47,6 +51,8 @@ REASON_FAILURE = 0x80
 PUBLISH_OVERHEAD = 32
 #: Claim this fraction of the estimated byte budget, so the first seal nearly always fits.
 BUDGET_MARGIN = 0.9
+#: Kind of the backlog reports; ``backlog_records`` is the key the cloud reads (cloud_sync.store.batches).
+BACKLOG_REPORT_KIND = "backlog_report"
 #: Rejections that mean the cloud and we disagree about the chain: start a fresh boot epoch.
 CHAIN_REASONS = frozenset({"seq_reused", "chain_broken", "replay"})
 
@@ -83,6 +89,7 @@ class Uplink:
         self._wire_ratio = 1.0  # sealed bytes per outbox byte; starts pessimistic (no compression)
         self._last_sent = -math.inf
         self._hold_until = -math.inf
+        self._next_report: float | None = None  # set on the first tick: the first report one interval in
 
     def _new_epoch(self) -> ChainState:
         """Draw a boot epoch and persist it before any batch of it leaves (see ``identity``)."""
@@ -134,6 +141,7 @@ class Uplink:
             for event in self.transport.poll():
                 self._handle(event, t)
             self._expire(t)
+            self._report_backlog(t)
             self._send(t)
         except OutboxError as exc:
             # The daemon keeps recording; the rows stay where they are and the next tick tries again.
@@ -189,6 +197,20 @@ class Uplink:
                   *batch.key, len(batch.ids), ack.reason, self.settings.reject_backoff_s)
         if ack.reason in CHAIN_REASONS and batch.key[0] == self.chain.boot_epoch:
             self.chain = self._new_epoch()
+
+    def _report_backlog(self, now: float) -> None:
+        interval = self.settings.backlog_report_s
+        if interval <= 0:
+            return
+        if self._next_report is None:
+            self._next_report = now + interval
+        if now < self._next_report:
+            return
+        self._next_report = now + interval
+        in_flight = sum(len(b.ids) for b in self._inflight.values())
+        self.outbox.append([Record(BACKLOG_REPORT_KIND, Priority.EVENT, self.wall_clock(), {
+            "backlog_records": self.outbox.depth(), "in_flight_records": in_flight,
+            "boot_epoch": self.chain.boot_epoch, "next_seq": self.chain.seq})])
 
     def _expire(self, now: float) -> None:
         late = [b for b in self._inflight.values() if now - b.sent_at >= self.settings.ack_timeout_s]

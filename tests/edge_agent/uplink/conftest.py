@@ -118,10 +118,11 @@ def cloud(tmp_path: Path, broker: Mosquitto) -> Iterator[Cloud]:
 
 
 def fast_settings(broker: Mosquitto, **overrides: Any) -> UplinkSettings:
-    """Settings for tests: no linger, short backoff; everything else as deployed unless overridden."""
+    """Settings for tests: no linger, short backoff, no backlog reports (record counts stay exact);
+    everything else as deployed unless overridden."""
     values: dict[str, Any] = {"host": broker.host, "port": broker.port, "linger_s": 0.0, "reconnect_min_s": 0.05,
                               "reconnect_max_s": 0.5, "reconnect_jitter_s": 0.05, "ack_timeout_s": 30.0,
-                              "reject_backoff_s": 0.5}
+                              "reject_backoff_s": 0.5, "backlog_report_s": 0.0}
     values.update(overrides)
     return UplinkSettings(**values)
 

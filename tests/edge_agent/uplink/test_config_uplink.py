@@ -30,6 +30,7 @@ def test_example_uplink_section() -> None:
     assert up.signing_key == Path("/var/lib/fleet-agent/keys/device.pem")
     assert up.tls_ca == Path("/var/lib/fleet-agent/keys/ca.pem")
     assert (up.session_expiry_s, up.max_inflight, up.max_batch_records) == (604800, 4, 5000)
+    assert up.backlog_report_s == 300.0
 
 
 def test_minimal_section_takes_the_defaults_and_no_section_means_no_uplink(tmp_path: Path) -> None:
@@ -57,6 +58,7 @@ def test_minimal_section_takes_the_defaults_and_no_section_means_no_uplink(tmp_p
         ({"max_batch_records": 100_001}, r"uplink\.max_batch_records: at most 100000"),
         ({"ack_timeout_s": -1}, r"uplink\.ack_timeout_s: must be a positive number"),
         ({"linger_s": -0.5}, r"uplink\.linger_s: must be a number >= 0"),
+        ({"backlog_report_s": "often"}, r"uplink\.backlog_report_s: must be a number >= 0"),
         ({"reconnect_min_s": 5.0, "reconnect_max_s": 1.0}, r"uplink\.reconnect_max_s: must be at least"),
         ({"tls_key": None}, r"uplink\.tls_cert, uplink\.tls_key: give both"),
         ({"tls_ca": None}, r"uplink\.tls_ca: required with tls_cert"),

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from sqlalchemy import select
 
+from cloud_sync.store import schema
 from edge_agent.model import Priority, Record
 from edge_agent.uplink import ack_topic
 from edge_agent.wire import GENESIS_HASH, Ack, batch_hash, encode_ack
@@ -179,3 +181,21 @@ def test_rejected_batch_keeps_rows_until_the_cloud_accepts(cloud: Cloud, make_ri
     cloud.register(DEVICE, rig.key)  # provisioning catches up
     rig.pump(lambda: rig.outbox.depth() == 0, "the outbox to drain")
     assert [r.payload["n"] for r in cloud.records()] == list(range(250))
+
+
+def test_backlog_reports_reach_the_clouds_health_view(cloud: Cloud, make_rig) -> None:
+    rig = make_rig(fast_settings(cloud.broker, max_batch_records=500, max_inflight=1, backlog_report_s=0.2))
+    cloud.register(DEVICE, rig.key)
+    cloud.start_worker()
+    rig.outbox.append(positions(6000))
+    rig.pump(lambda: rig.outbox.depth() == 0, "the outbox to drain")
+    reports = [r for r in cloud.records() if r.kind == "backlog_report"]
+    assert reports, "no backlog report reached the cloud"
+    # Reports overtake the backlog (event priority), so the first one saw most of it still queued.
+    assert reports[0].payload["backlog_records"] > 1000
+    assert all(r.payload["boot_epoch"] == rig.uplink.chain.boot_epoch for r in reports)
+    h = schema.device_health.c
+    with cloud.engine.connect() as conn:
+        health = conn.execute(select(h.backlog_records, h.backlog_reported_at).where(h.device_id == DEVICE)).one()
+    latest = max(reports, key=lambda r: r.record_id)
+    assert health.backlog_records == latest.payload["backlog_records"]
