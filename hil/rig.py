@@ -34,10 +34,11 @@ import hil
 from edge_agent.model import RawFrame
 from firmware_profiles import load_profile
 from hil.can_link import CanLink, RigError, open_link
-from hil.expect import ExpectationResult, check, read_events
+from hil.cloud import CloudSide
+from hil.expect import ExpectationResult, StoredEvent, check, read_events
 from hil.gnss_sim import Faults, GnssSimulator, Kinematics, Route, Window
 from hil.obd_ecu import ObdEcu
-from hil.scenario import Scenario
+from hil.scenario import EVENT_KINDS, Scenario
 from hil.scenario_plan import Plan
 from hil.truck_ecu import TruckEcu, TruckState
 
@@ -66,6 +67,8 @@ class RunResult:
     nmea_epochs: int
     counters: dict[str, object] = field(default_factory=dict)
     log_tail: str = ""
+    #: where the expectations were checked: "outbox" (the agent's) or "cloud" (what the cloud stored)
+    checked: str = "outbox"
 
     @property
     def passed(self) -> bool:
@@ -77,6 +80,7 @@ class RunResult:
             "agent_starts": self.agent_starts, "agent_exit": self.agent_exit, "frames_sent": self.frames_sent,
             "frames_dropped": self.frames_dropped, "nmea_epochs": self.nmea_epochs,
             "expectations": [r.as_dict() for r in self.results], "counters": self.counters,
+            "checked": self.checked,
         }
 
 
@@ -119,11 +123,15 @@ class HilRig:
 
     # -- the agent --------------------------------------------------------------------------------
 
-    def write_config(self, link: CanLink, gnss_port: str) -> None:
+    @property
+    def device_id(self) -> str:
+        return "hil-" + self.scenario.name
+
+    def write_config(self, link: CanLink, gnss_port: str, uplink: list[str] | None = None) -> None:
         s = self.scenario
         q = json.dumps  # a JSON string is a valid TOML basic string
         lines = [
-            "[agent]", f"device_id = {q('hil-' + s.name)}", f"profile = {q(s.profile)}",
+            "[agent]", f"device_id = {q(self.device_id)}", f"profile = {q(s.profile)}",
             f"data_dir = {q(str(self.data))}", "status_interval_s = 0.2", "",
             "[can]", f"interface = {q(link.interface)}", f"channel = {q(link.channel)}",
             f"bitrate = {BITRATE[s.profile]}",
@@ -138,17 +146,24 @@ class HilRig:
             lines.append(f"geofences = {q(str(fences))}")
         lines.append("[detection.thresholds]")
         lines += [f"{k} = {v!r}" for k, v in s.thresholds.items()]
+        if uplink:
+            lines += ["", *uplink]
         self.config.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
-    def _start_agent(self, link: CanLink) -> None:
-        link.reset_ready()
+    @staticmethod
+    def child_env() -> dict[str, str]:
+        """Our environment, with this checkout importable (the rig also runs from a source tree)."""
         env = dict(os.environ)
         root = str(Path(hil.__file__).resolve().parents[1])
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        return env
+
+    def _start_agent(self, link: CanLink) -> None:
+        link.reset_ready()
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "edge_agent.cli", "run", "--config", str(self.config)],
-                stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir, env=env,
+                stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir, env=self.child_env(),
             )
         self.agent_starts += 1
         end = time.monotonic() + START_TIMEOUT_S
@@ -206,8 +221,13 @@ class HilRig:
         started = time.monotonic()
         exit_code: int | None = None
         player: _Player | None = None
+        cloud = CloudSide(self.workdir, self.device_id, self.child_env()) if self.scenario.cloud_drain_s else None
+        events: list[StoredEvent] = []
         try:
-            self.write_config(link, os.ttyname(gnss_slave))
+            if cloud is not None:
+                cloud.start()
+                self._echo(f"cloud: mosquitto on 127.0.0.1:{cloud.port}, store {cloud.db}, worker started")
+            self.write_config(link, os.ttyname(gnss_slave), cloud.uplink_toml() if cloud else None)
             self._start_agent(link)
             player = _Player(self, link, gnss_master)
             try:
@@ -215,22 +235,41 @@ class HilRig:
             finally:
                 player.stop()
             time.sleep(SETTLE_S)
+            if cloud is not None:
+                self._wait_drained(self.scenario.cloud_drain_s or 0.0)
             exit_code = self._stop_agent()
             self._echo(f"agent stopped (exit {exit_code})")
+            if cloud is not None:
+                events = cloud.events(EVENT_KINDS)
         finally:
             if exit_code is None:
                 self._stop_agent()
+            if cloud is not None:
+                cloud.close()
             link.close()
             for fd in (gnss_master, gnss_slave):
                 os.close(fd)
-        events = read_events(self.data / "outbox.db")
+        if cloud is None:
+            events = read_events(self.data / "outbox.db")
         counters = self.status().get("counters", {})
         return RunResult(
             self.scenario.name, check(self.scenario.expectations, events), time.monotonic() - started,
             self.agent_starts, exit_code, player.frames_sent if player else 0, player.frames_dropped if player else 0,
             player.epochs if player else 0, counters if isinstance(counters, dict) else {},
-            "" if exit_code == 0 else self.log_tail(),
+            "" if exit_code == 0 else self.log_tail(), "cloud" if cloud is not None else "outbox",
         )
+
+    def _wait_drained(self, timeout_s: float) -> None:
+        """Until the agent's outbox holds no event records: the cloud acked (committed) every one."""
+        end = time.monotonic() + timeout_s
+        while time.monotonic() < end:
+            outbox = self.status().get("outbox", {})
+            by_kind = outbox.get("by_kind", {}) if isinstance(outbox, dict) else {}
+            if isinstance(by_kind, dict) and not any(by_kind.get(k) for k in EVENT_KINDS):
+                self._echo("cloud: every event record acked")
+                return
+            time.sleep(0.1)
+        self._echo(f"cloud: events still in the outbox after {timeout_s} s; checking what the cloud has")
 
 
 class _Stopped(Exception):

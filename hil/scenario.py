@@ -38,6 +38,9 @@ A scenario says what the simulated vehicle does and which events the agent must 
 Sequential steps (``ignition_on``, ``idle``, ``drive``, ``engine_off``, ``ignition_off``) follow
 each other; overlay steps (``dtc``, ``gnss_lost``, ``kill_agent``) happen where they stand in the
 list, or at an explicit ``at`` (scenario seconds from the start). Every error names the field.
+
+An optional ``[cloud]`` table (``drain_timeout_s = 30``) adds Mosquitto, the cloud store and an ingest
+worker (``hil.cloud``): the agent uploads, and expectations are checked against what the cloud stored.
 """
 
 from __future__ import annotations
@@ -160,6 +163,9 @@ class Scenario:
     #: GeoJSON document text (validated), or None.
     geofences: str | None = None
     gnss_rate_hz: float = 5.0
+    #: ``[cloud]``: also run Mosquitto + cloud store + ingest worker and check against the cloud (seconds
+    #: the rig waits at the end for the agent's outbox to drain), or None: check the outbox.
+    cloud_drain_s: float | None = None
 
     @property
     def is_obd(self) -> bool:
@@ -334,7 +340,7 @@ def _geofences(raw: object, base: Path) -> str | None:
 
 def parse_scenario(data: Mapping[str, Any], source: Path) -> Scenario:
     """Validate a parsed scenario document; ``source`` anchors relative paths and names it in errors."""
-    _only(data, {"scenario", "vehicle", "agent", "geofences", "step", "expect"}, "scenario file")
+    _only(data, {"scenario", "vehicle", "agent", "geofences", "step", "expect", "cloud"}, "scenario file")
     head = data.get("scenario", {})
     if not isinstance(head, dict):
         raise ScenarioError("scenario: must be a table")
@@ -383,10 +389,17 @@ def parse_scenario(data: Mapping[str, Any], source: Path) -> Scenario:
         raise ScenarioError("expect: must be an array of [[expect]] tables")
     expectations = tuple(_expectation(i, e) for i, e in enumerate(raw_expect))
     description = head.get("description", "")
+    cloud_drain_s = None
+    if "cloud" in data:
+        cloud = data["cloud"]
+        if not isinstance(cloud, dict):
+            raise ScenarioError("cloud: must be a table ([cloud], optionally with drain_timeout_s)")
+        _only(cloud, {"drain_timeout_s"}, "cloud")
+        cloud_drain_s = _number(cloud, "drain_timeout_s", "cloud", positive=True, default=30.0)
     return Scenario(
         name=name, description=str(description), source=source, profile=profile, speedup=speedup,
         start=start, vin=vin, steps=steps, expectations=expectations, thresholds=thresholds,
-        geofences=_geofences(data.get("geofences"), source.parent), gnss_rate_hz=rate,
+        geofences=_geofences(data.get("geofences"), source.parent), gnss_rate_hz=rate, cloud_drain_s=cloud_drain_s,
     )
 
 
