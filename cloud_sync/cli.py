@@ -1,4 +1,5 @@
-"""``fleet-cloud``: the cloud service's command line: ``serve``, ``migrate``, ``add-device``, ``revoke-device``.
+"""``fleet-cloud``: the cloud service's command line: ``serve``, ``migrate``, ``add-device``, ``revoke-device``
+(and the provisioning commands of ``cloud_sync.provisioning_cli``: ``broker-config``, ``installer-token``).
 
 Every command reads its settings from the ``FLEET_CLOUD_*`` environment (``cloud_sync.settings``);
 ``--database-url`` overrides ``FLEET_CLOUD_DATABASE_URL``.
@@ -13,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cloud_sync.provisioning_cli import PROVISIONING_COMMANDS, run_provisioning_command
+from cloud_sync.provisioning_cli import add_parsers as _add_provisioning_commands
 from edge_agent.errors import FleetError
 
 if TYPE_CHECKING:
@@ -36,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--depot", help="home depot")
     revoke = sub.add_parser("revoke-device", help="refuse a device's batches from now on")
     revoke.add_argument("--id", required=True)
+    _add_provisioning_commands(sub)
     return parser
 
 
@@ -63,6 +67,8 @@ def _run(args: argparse.Namespace) -> int:
         applied = migrate(engine)
         print(f"migrated: applied {applied}" if applied else "schema is current")
         return 0
+    if args.command in PROVISIONING_COMMANDS:
+        return run_provisioning_command(args, engine)
     if args.command == "add-device":
         return _add_device(args, engine)
     if args.command == "revoke-device":

@@ -26,8 +26,16 @@ def _v1_initial(conn: Connection) -> None:
     schema.metadata.create_all(conn, tables=tables)
 
 
+def _v2_provisioning(conn: Connection) -> None:
+    """Installer tokens and issued device certificates (``store.provisioning``)."""
+    from cloud_sync.store import provisioning
+
+    schema.metadata.create_all(conn, tables=[provisioning.installer_tokens, provisioning.device_certificates])
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("initial", _v1_initial),
+    ("provisioning", _v2_provisioning),
 ]
 LATEST_VERSION = len(MIGRATIONS)
 
