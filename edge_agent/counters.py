@@ -26,6 +26,8 @@ COUNTER_DOCS: dict[str, str] = {
     "samples_stored": "Samples kept by the sampling gate (rate or deadband) and appended to the outbox.",
     "events": "Detection events (idle, fault, geofence, trip, meter) appended to the outbox.",
     "records_appended": "Records appended to the outbox.",
+    "outbox_errors": "Outbox writes that failed even after eviction (a disk that stays full); retried next flush.",
+    "status_write_errors": "Times the status file could not be written (a full disk); the agent goes on.",
     "records_dropped": "Records evicted by the outbox quota or a full disk (see drop reports).",
     "serial_reopens": "Times a serial source was reopened after an error or unplug.",
     "serial_garbage_bytes": "Bytes discarded from serial input that were not part of a printable line.",

@@ -20,7 +20,7 @@ from edge_agent.app import Agent, build_agent, profile_for
 from edge_agent.config import AgentConfig, load_config
 from edge_agent.decoding.obd.poller import drive
 from edge_agent.detection.build import build_detectors
-from edge_agent.errors import FleetError
+from edge_agent.errors import FleetError, OutboxError
 from edge_agent.sources import FrameSink
 from edge_agent.status import write_status
 
@@ -31,6 +31,8 @@ POLL_S = 0.05
 #: With an OBD-II poller the read blocks less, so responses are timed against P2 closely.
 OBD_POLL_S = 0.01
 BATCH_FRAMES = 512
+#: A persistent outbox failure (a disk that stays full) is logged at most this often.
+OUTBOX_ERROR_LOG_S = 60.0
 
 
 class Daemon:
@@ -86,10 +88,36 @@ class Daemon:
             "uplink": agent.uplink.status() if agent.uplink is not None else None,
         }
 
+    def _acquire(self, agent: Agent) -> None:
+        """One read of every source into the pipeline (and the OBD poller's turn)."""
+        pipeline = agent.pipeline
+        if agent.can is not None:
+            # The OBD poller must answer first frames and send requests within P2 (50 ms).
+            frames = agent.can.read_batch(BATCH_FRAMES, OBD_POLL_S if agent.poller else POLL_S)
+            if frames:
+                pipeline.on_frames(frames)
+            if agent.poller is not None and isinstance(agent.can, FrameSink):
+                # python-can stamps received frames with time.time(); the poller shares that clock.
+                drive(agent.poller, frames or [], agent.can, time.time())
+        else:
+            time.sleep(POLL_S)
+        if agent.gnss is not None:
+            lines = agent.gnss.read_lines(0.0)
+            if lines:
+                pipeline.on_lines(lines)
+
+    def _write_status(self) -> None:
+        try:
+            write_status(self.agent.config.status_path, self.status())
+        except OSError as exc:
+            # The status file is for people; a full disk must not stop the agent over it.
+            self.agent.counters.inc("status_write_errors")
+            log.warning("cannot write status file %s: %s", self.agent.config.status_path, exc)
+
     def run(self) -> int:
         agent, cfg = self.agent, self.agent.config
         pipeline = agent.pipeline
-        next_flush = next_status = time.monotonic()
+        next_flush = next_status = next_outbox_log = time.monotonic()
         watchdog = systemd.watchdog_interval_s()
         next_watchdog = time.monotonic()
         if agent.uplink is not None:
@@ -99,35 +127,37 @@ class Daemon:
         while not self._stop:
             if self._reload:
                 self.reload()
-            if agent.can is not None:
-                # The OBD poller must answer first frames and send requests within P2 (50 ms).
-                frames = agent.can.read_batch(BATCH_FRAMES, OBD_POLL_S if agent.poller else POLL_S)
-                if frames:
-                    pipeline.on_frames(frames)
-                if agent.poller is not None and isinstance(agent.can, FrameSink):
-                    # python-can stamps received frames with time.time(); the poller shares that clock.
-                    drive(agent.poller, frames or [], agent.can, time.time())
-            else:
-                time.sleep(POLL_S)
-            if agent.gnss is not None:
-                lines = agent.gnss.read_lines(0.0)
-                if lines:
-                    pipeline.on_lines(lines)
             now = time.monotonic()
-            if now >= next_flush:
-                pipeline.flush()
+            try:
+                self._acquire(agent)
+                if now >= next_flush:
+                    pipeline.flush()
+                    next_flush = now + cfg.flush_interval_s
+            except OutboxError as exc:
+                # A disk that stays full after eviction: keep reading (records wait in the pipeline's
+                # buffer and the next flush retries), say so once per interval, never crash the loop.
+                agent.counters.inc("outbox_errors")
+                if now >= next_outbox_log:
+                    log.error("outbox write failed, will retry: %s", exc)
+                    next_outbox_log = now + OUTBOX_ERROR_LOG_S
                 next_flush = now + cfg.flush_interval_s
             if agent.uplink is not None:
                 agent.uplink.tick(now)
             if now >= next_status:
-                write_status(cfg.status_path, self.status())
+                self._write_status()
                 next_status = now + cfg.status_interval_s
             if watchdog is not None and now >= next_watchdog:
                 systemd.notify("WATCHDOG=1")
                 next_watchdog = now + watchdog
         systemd.notify("STOPPING=1")
-        pipeline.finish()
-        write_status(cfg.status_path, self.status())
+        try:
+            pipeline.finish()
+        except OutboxError as exc:
+            agent.counters.inc("outbox_errors")
+            log.error("final flush failed; records not yet committed are lost: %s", exc)
+            self._write_status()
+            return 1
+        self._write_status()
         log.info("stopped cleanly")
         return 0
 

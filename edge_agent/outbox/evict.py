@@ -35,9 +35,11 @@ _TOTALS_SQL = (
 )
 
 
-def evict(cur: sqlite3.Cursor, reason: str, excess: int,
-          incoming: Iterable[Candidate] = ()) -> tuple[DropTally, list[Candidate]]:
+def evict(cur: sqlite3.Cursor, reason: str, excess: int, incoming: Iterable[Candidate] = (),
+          max_priority: int | None = None) -> tuple[DropTally, list[Candidate]]:
     """Evict at least ``excess`` bytes (plus the drop report's growth) in eviction order.
+
+    ``max_priority`` leaves stored rows above it alone (a full disk never costs a fault record).
 
     Deletes the stored victims and writes the drop report; returns the tally and every victim
     (the caller leaves out the victims that were records of its own append).
@@ -52,7 +54,10 @@ def evict(cur: sqlite3.Cursor, reason: str, excess: int,
     freed = 0
     reader = cur.connection.execute(_EVICT_SQL)
     try:
-        for victim in eviction_order((Candidate(*row) for row in reader), incoming):
+        stored = (Candidate(*row) for row in reader)
+        if max_priority is not None:
+            stored = (c for c in stored if c.priority <= max_priority)
+        for victim in eviction_order(stored, incoming):
             tally.add(victim)
             evicted.append(victim)
             freed += victim.size

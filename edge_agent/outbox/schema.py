@@ -20,6 +20,11 @@ from edge_agent.errors import OutboxError
 
 log = logging.getLogger(__name__)
 
+#: The WAL file is truncated to this after checkpoints (SQLite keeps it at its peak size otherwise).
+WAL_SIZE_LIMIT_BYTES = 256 * 1024
+#: Pages after which a commit checkpoints the WAL (SQLite's default is 1000, about 4 MiB); a small
+#: WAL leaves a full disk room to recover.
+WAL_AUTOCHECKPOINT_PAGES = 64
 #: How long a writer waits for another connection's lock before failing (milliseconds).
 BUSY_TIMEOUT_MS = 5000
 
@@ -83,6 +88,9 @@ def open_database(path: Path) -> sqlite_utils.Database:
         # FULL: in WAL mode the WAL is synced at every commit, so a commit survives a power cut; NORMAL
         # may lose the last commits (sqlite.org/pragma.html#pragma_synchronous).
         db.execute("PRAGMA synchronous = FULL")
+        # After a checkpoint the WAL file is cut back to this size instead of keeping its peak size.
+        db.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT_BYTES}")
+        db.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
         db.execute("PRAGMA foreign_keys = ON")
         migrate(db, path)
     except sqlite3.DatabaseError as exc:

@@ -11,20 +11,22 @@ between the pipeline thread and an uplink thread.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from edge_agent.counters import Counters
 from edge_agent.errors import OutboxError
-from edge_agent.model import Record
+from edge_agent.model import Priority, Record
 from edge_agent.outbox.evict import add_totals, evict, stored_bytes
 from edge_agent.outbox.quota import (
     DROP_REPORT_KIND,
@@ -37,12 +39,24 @@ from edge_agent.outbox.rows import Prepared, StoredRecord, encode, prepare
 from edge_agent.outbox.schema import open_database
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 #: Times an append that hit a full disk evicts and retries before giving up with OutboxError.
 DISK_FULL_RETRIES = 5
 #: Least the first disk-full eviction frees (bytes); each retry doubles it, since freed row bytes
 #: only become free pages once whole pages empty.
 DISK_FULL_MIN_EVICT_BYTES = 64 * 1024
+#: Bytes kept in a reserve file beside the outbox. On a full disk SQLite cannot even delete rows
+#: (in WAL mode a delete appends pages to the WAL first), so the reserve is released to make room
+#: for the eviction and the checkpoint that shrinks the WAL, then taken again when space returns.
+RESERVE_BYTES = 512 * 1024
+#: Highest priority a full disk may evict directly: samples, fixes and detection events, never
+#: faults, compliance records or drop reports (those wait in the caller's buffer instead).
+DISK_FULL_MAX_EVICT_PRIORITY = int(Priority.EVENT)
+#: After a full disk the outbox keeps itself under this percentage of what it held at that moment.
+DISK_LIMIT_FRACTION = 90
+#: How often (seconds) a missing reserve file is re-created, if the disk has room for it again.
+RESERVE_RETRY_S = 60.0
 
 _CLAIM_COLUMNS = "id, kind, priority, ts, received_at, payload, size"
 
@@ -55,7 +69,8 @@ class Outbox:
     """Durable, quota-bounded, priority-ordered store of records waiting for the cloud."""
 
     def __init__(
-        self, path: str | Path, *, quota_bytes: int | None = None, counters: Counters | None = None
+        self, path: str | Path, *, quota_bytes: int | None = None, counters: Counters | None = None,
+        reserve_bytes: int = RESERVE_BYTES,
     ) -> None:
         if quota_bytes is not None and quota_bytes <= 0:
             raise OutboxError(f"outbox quota_bytes must be positive, got {quota_bytes}")
@@ -63,6 +78,12 @@ class Outbox:
         self.quota_bytes = quota_bytes
         self.counters = counters if counters is not None else Counters()
         self._lock = threading.RLock()
+        self.reserve_bytes = reserve_bytes
+        self._reserve = self.path.with_name(self.path.name + ".reserve")
+        self._next_reserve_try = 0.0
+        #: Learned on the first full disk: the outbox then keeps itself this small, evicting inside the
+        #: database (whose freed pages new rows reuse) instead of growing the file into a full disk.
+        self._disk_limit: int | None = None
         self._db = open_database(self.path)
         self._conn: sqlite3.Connection | None = self._db.conn
         try:
@@ -74,6 +95,57 @@ class Outbox:
             raise OutboxError(f"outbox {self.path}: cannot reset in-flight rows on open: {exc}") from exc
         if reset:
             log.info("outbox %s: %d in-flight rows back to pending after restart", self.path, reset)
+        self._take_reserve()
+
+    # -- disk reserve ----------------------------------------------------------------------------
+
+    def _take_reserve(self) -> None:
+        """Create the reserve file if it is missing and the disk has room for it (never fails)."""
+        if self.reserve_bytes <= 0 or self._reserve.exists() or time.monotonic() < self._next_reserve_try:
+            return
+        self._next_reserve_try = time.monotonic() + RESERVE_RETRY_S
+        try:
+            st = os.statvfs(self.path.parent)
+            if st.f_bavail * st.f_frsize < 2 * self.reserve_bytes:
+                return
+            with open(self._reserve, "wb") as fh:
+                fh.write(bytes(self.reserve_bytes))  # real blocks: a sparse file would reserve nothing
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                self._reserve.unlink()
+            log.warning("outbox %s: cannot create disk reserve: %s", self.path, exc)
+
+    def _release_reserve(self) -> bool:
+        try:
+            self._reserve.unlink()
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            log.warning("outbox %s: cannot release disk reserve: %s", self.path, exc)
+            return False
+        log.warning("outbox %s: disk full: released the %d byte reserve", self.path, self.reserve_bytes)
+        return True
+
+    def _learn_disk_limit(self) -> None:
+        try:
+            used = int(self._read("SELECT COALESCE(SUM(bytes), 0) FROM kind_totals")[0][0])
+        except OutboxError:
+            return
+        limit = max(DISK_FULL_MIN_EVICT_BYTES, used * DISK_LIMIT_FRACTION // 100)
+        if self._disk_limit is None or limit < self._disk_limit:
+            self._disk_limit = limit
+            log.warning("outbox %s: disk full: keeping the outbox under %d bytes from now on", self.path, limit)
+
+    def _checkpoint(self) -> None:
+        """Move the WAL into the database so the next transaction rewrites the WAL from its start.
+
+        RESTART, not TRUNCATE: on a full disk the WAL file's own blocks are the only room a write has;
+        giving them back to the filesystem would let something else take them.
+        """
+        with contextlib.suppress(sqlite3.Error):
+            self._connection().execute("PRAGMA wal_checkpoint(RESTART)")
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -154,8 +226,12 @@ class Outbox:
                         f"outbox {self.path}: disk full; {len(rows)} records not stored after "
                         f"{DISK_FULL_RETRIES} evictions (stored rows are intact)"
                     ) from exc
+                self._release_reserve()
+                self._checkpoint()  # a WAL moved into the database file frees its own pages
                 target = max(incoming, DISK_FULL_MIN_EVICT_BYTES) << attempt
                 freed = self._evict_for_disk_full(target)
+                self._checkpoint()
+                self._learn_disk_limit()
                 log.warning("outbox %s: disk full, evicted %d bytes and retrying", self.path, freed)
                 if freed == 0:
                     raise OutboxError(
@@ -165,17 +241,22 @@ class Outbox:
         self.counters.inc("records_appended", len(rows))
         if dropped:
             self.counters.inc("records_dropped", dropped)
+        if not self._reserve.exists():
+            self._take_reserve()
 
     def _append_in(self, cur: sqlite3.Cursor, rows: list[Prepared], incoming: int,
                    states: list[tuple[str, str, float]]) -> int:
         """The body of one append transaction; returns how many rows (stored or new) were evicted."""
         dropped = 0
-        if self.quota_bytes is not None and rows:
-            excess = stored_bytes(cur) + incoming - self.quota_bytes
+        limit, reason = self.quota_bytes, REASON_QUOTA
+        if self._disk_limit is not None and (limit is None or self._disk_limit < limit):
+            limit, reason = self._disk_limit, REASON_DISK_FULL
+        if limit is not None and rows:
+            excess = stored_bytes(cur) + incoming - limit
             if excess > 0:
                 new = (Candidate(r.priority, INCOMING, i, r.kind, r.ts, r.size)
                        for i, r in enumerate(rows) if r.kind != DROP_REPORT_KIND)
-                tally, evicted = evict(cur, REASON_QUOTA, excess, new)
+                tally, evicted = evict(cur, reason, excess, new)
                 if tally.count:
                     skip = {c.order for c in evicted if c.age == INCOMING}
                     if skip:
@@ -200,7 +281,7 @@ class Outbox:
         """Evict about ``target`` bytes of stored rows in their own transaction; returns bytes freed."""
         try:
             with self._write() as cur:
-                tally, _ = evict(cur, REASON_DISK_FULL, target)
+                tally, _ = evict(cur, REASON_DISK_FULL, target, max_priority=DISK_FULL_MAX_EVICT_PRIORITY)
         except sqlite3.Error as exc:
             raise OutboxError(f"outbox {self.path}: disk full, and evicting to make room failed: {exc}") from exc
         if tally.count:
@@ -217,57 +298,79 @@ class Outbox:
         """
         if limit <= 0:
             return []
-        out: list[StoredRecord] = []
-        total = 0
         try:
-            with self._write() as cur:
-                ceiling: int | None = None
-                while len(out) < limit:
-                    # Walk priorities downwards through the (priority, id) index: O(log n) per level.
-                    row = cur.execute(
-                        "SELECT MAX(priority) FROM records WHERE in_flight = 0"
-                        + ("" if ceiling is None else " AND priority < ?"),
-                        () if ceiling is None else (ceiling,),
-                    ).fetchone()
-                    if row[0] is None or (min_priority is not None and row[0] < min_priority):
-                        break
-                    ceiling = int(row[0])
-                    full = False
-                    for rid, kind, prio, ts, received, payload, size in cur.execute(
-                        f"SELECT {_CLAIM_COLUMNS} FROM records WHERE in_flight = 0 AND priority = ? "
-                        "ORDER BY id LIMIT ?", (ceiling, limit - len(out)),
-                    ).fetchall():
-                        if max_bytes is not None and out and total + size > max_bytes:
-                            full = True
-                            break
-                        total += size
-                        out.append(StoredRecord(rid, kind, prio, ts, received, json.loads(payload), size))
-                    if full:
-                        break
-                cur.executemany("UPDATE records SET in_flight = 1 WHERE id = ?", [(r.id,) for r in out])
+            return self._with_room(lambda cur: self._claim_in(cur, limit, max_bytes, min_priority))
         except sqlite3.Error as exc:
             raise OutboxError(f"outbox {self.path}: claim failed: {exc}") from exc
+
+    def _claim_in(self, cur: sqlite3.Cursor, limit: int, max_bytes: int | None,
+                  min_priority: int | None) -> list[StoredRecord]:
+        out: list[StoredRecord] = []
+        total = 0
+        ceiling: int | None = None
+        while len(out) < limit:
+            # Walk priorities downwards through the (priority, id) index: O(log n) per level.
+            row = cur.execute(
+                "SELECT MAX(priority) FROM records WHERE in_flight = 0"
+                + ("" if ceiling is None else " AND priority < ?"),
+                () if ceiling is None else (ceiling,),
+            ).fetchone()
+            if row[0] is None or (min_priority is not None and row[0] < min_priority):
+                break
+            ceiling = int(row[0])
+            full = False
+            for rid, kind, prio, ts, received, payload, size in cur.execute(
+                f"SELECT {_CLAIM_COLUMNS} FROM records WHERE in_flight = 0 AND priority = ? "
+                "ORDER BY id LIMIT ?", (ceiling, limit - len(out)),
+            ).fetchall():
+                if max_bytes is not None and out and total + size > max_bytes:
+                    full = True
+                    break
+                total += size
+                out.append(StoredRecord(rid, kind, prio, ts, received, json.loads(payload), size))
+            if full:
+                break
+        cur.executemany("UPDATE records SET in_flight = 1 WHERE id = ?", [(r.id,) for r in out])
         return out
+
+    def _with_room(self, body: Callable[[sqlite3.Cursor], _T]) -> _T:
+        """Run ``body`` in a write transaction; on a full disk free the reserve and WAL, then once more.
+
+        Claims, releases and deletes must work on a full disk: they are how the uplink frees it.
+        """
+        try:
+            with self._write() as cur:
+                return body(cur)
+        except sqlite3.Error as exc:
+            if not _is_disk_full(exc):
+                raise
+        self._release_reserve()
+        self._checkpoint()
+        with self._write() as cur:
+            return body(cur)
 
     def release(self, ids: Iterable[int]) -> None:
         """Put claimed rows back to pending (the uplink gave up on them for now)."""
         params = [(int(i),) for i in ids]
         try:
-            with self._write() as cur:
-                cur.executemany("UPDATE records SET in_flight = 0 WHERE id = ? AND in_flight = 1", params)
+            self._with_room(lambda cur: cur.executemany(
+                "UPDATE records SET in_flight = 0 WHERE id = ? AND in_flight = 1", params))
         except sqlite3.Error as exc:
             raise OutboxError(f"outbox {self.path}: release failed: {exc}") from exc
 
     def delete(self, ids: Iterable[int]) -> None:
         """Remove rows for good (the cloud acked them). Unknown ids are ignored."""
         id_list = json.dumps([int(i) for i in ids])
+
+        def body(cur: sqlite3.Cursor) -> None:
+            gone = cur.execute(
+                "SELECT kind, size FROM records WHERE id IN (SELECT value FROM json_each(?))", (id_list,)
+            ).fetchall()
+            cur.execute("DELETE FROM records WHERE id IN (SELECT value FROM json_each(?))", (id_list,))
+            add_totals(cur, gone, -1)
+
         try:
-            with self._write() as cur:
-                gone = cur.execute(
-                    "SELECT kind, size FROM records WHERE id IN (SELECT value FROM json_each(?))", (id_list,)
-                ).fetchall()
-                cur.execute("DELETE FROM records WHERE id IN (SELECT value FROM json_each(?))", (id_list,))
-                add_totals(cur, gone, -1)
+            self._with_room(body)
         except sqlite3.Error as exc:
             raise OutboxError(f"outbox {self.path}: delete failed: {exc}") from exc
 

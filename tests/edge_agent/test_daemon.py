@@ -23,6 +23,7 @@ import pytest
 from edge_agent.outbox import Outbox
 from hil.record_truck import truck_frames
 from hil.slcan_adapter import SlcanEmulator
+from tests.tiny_disk import tiny_disk as tiny_disk_mount
 
 ROOT = Path(__file__).resolve().parents[2]
 NMEA = ROOT / "tests" / "data" / "real" / "nmea" / "gnss_drive.nmea"
@@ -212,3 +213,43 @@ def test_bad_config_fails_at_start_naming_the_field(rig: Rig) -> None:
     proc = rig.start()
     assert proc.wait(timeout=30) == 1
     assert "can.bitrate" in rig.log.read_text()
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    with tiny_disk_mount(tmp_path, "2m") as mount:
+        yield mount
+
+
+def test_daemon_on_a_full_disk_evicts_reports_and_keeps_running(rig: Rig, tiny_disk: Path) -> None:
+    rig.write_config()
+    rig.config.write_text(rig.config.read_text().replace("[outbox]\n", f'[outbox]\npath = "{tiny_disk}/outbox.db"\n'))
+    frames = list(itertools.islice(truck_frames(), 40_000))
+    proc = rig.start()
+    try:
+        assert rig.wait(lambda: rig.can.is_open), rig.log.read_text()
+        assert rig.wait(lambda: (tiny_disk / "outbox.db.reserve").exists())
+        # Something else on the vehicle fills the disk, leaving the outbox about 160 KiB to grow.
+        free = os.statvfs(tiny_disk).f_bavail * os.statvfs(tiny_disk).f_frsize
+        (tiny_disk / "filler").write_bytes(bytes(max(0, free - 160 * 1024)))
+        _inject(rig, frames, chunk=400)
+        rig.send_nmea(_nmea_lines())
+        assert rig.wait(lambda: rig.counter("frames") >= len(frames), timeout=60), rig.status()
+        assert proc.poll() is None, rig.log.read_text()
+    finally:
+        rc = _stop(proc)
+    assert rc == 0, rig.log.read_text()
+    counters = rig.status()["counters"]
+    assert isinstance(counters, dict)
+    assert counters["frames"] == len(frames)
+    assert counters["records_dropped"] > 0
+    with Outbox(tiny_disk / "outbox.db") as outbox:
+        assert outbox.check() == "ok"
+        kinds = outbox.counts_by_kind()
+        reports = [r for r in outbox.claim(100_000) if r.kind == "drop_report"]
+    # What was dropped is itself recorded, lowest priority first; fault records are never dropped.
+    assert reports and all(r.payload["reason"] == "disk_full" for r in reports)
+    dropped = reports[0].payload["dropped"]
+    assert isinstance(dropped, dict) and "sample" in dropped
+    assert not set(dropped) & {"dtc_status", "dtc_appeared", "dtc_cleared", "drop_report"}
+    assert kinds.get("dtc_status", 0) > 0

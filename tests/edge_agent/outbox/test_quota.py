@@ -173,20 +173,40 @@ def test_disk_full_evicts_reports_and_retries(tmp_path: object) -> None:
         assert_accounted(appended, outbox, counters)
 
 
-def test_disk_full_with_nothing_to_evict_raises_and_keeps_committed_rows(tmp_path: object) -> None:
+def test_disk_full_with_nothing_to_evict_drops_the_new_records_and_keeps_committed_rows(tmp_path: object) -> None:
     counters = Counters()
     with Outbox(f"{tmp_path}/o.db", counters=counters) as outbox:
         outbox._db.execute("PRAGMA max_page_count = 40")
         for b in range(30):
             outbox.append(samples(100, start=b * 100))
         before = everything(outbox)
-        outbox.claim(1_000_000)  # everything in flight: nothing may be evicted
+        outbox.claim(1_000_000)  # everything in flight: nothing stored may be evicted
+        dropped_before = counters.get("records_dropped")
+        # The disk limit learned at the first full disk applies: the new samples themselves are the
+        # lowest priority, oldest-or-equal candidates, so they are dropped and reported.
+        outbox.append(samples(2000, start=10_000))
+        assert counters.get("records_dropped") - dropped_before == 2000
+        assert outbox.check() == "ok"
+        outbox.release([r.id for r in before])
+        kept = everything(outbox)
+        assert [r for r in kept if r.kind != "drop_report"] == [r for r in before if r.kind != "drop_report"]
+        reports = [r for r in kept if r.kind == "drop_report"]
+        assert {r.payload["reason"] for r in reports} == {"disk_full"}
+        assert sum(int(str(r.payload["count"])) for r in reports) == counters.get("records_dropped")
+
+
+def test_disk_full_with_nothing_to_evict_on_first_contact_raises(tmp_path: object) -> None:
+    counters = Counters()
+    with Outbox(f"{tmp_path}/o.db", counters=counters) as outbox:
+        outbox._db.execute("PRAGMA max_page_count = 40")
+        outbox.append(samples(100))
+        before = everything(outbox)
+        outbox.claim(1_000_000)
         with pytest.raises(OutboxError, match="disk full"):
-            outbox.append(samples(2000, start=10_000))
+            outbox.append(samples(3000, start=10_000))
         assert outbox.check() == "ok"
         outbox.release([r.id for r in before])
         assert everything(outbox) == before
-        assert counters.get("records_appended") == 3000
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
