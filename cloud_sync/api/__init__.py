@@ -2,10 +2,10 @@
 
 from fastapi import APIRouter
 
-from cloud_sync.api import batches, devices, ops, vehicles
+from cloud_sync.api import batches, devices, ops, provisioning, vehicles
 
 api_router = APIRouter()
-for _module in (batches, devices, vehicles, ops):
+for _module in (batches, devices, vehicles, ops, provisioning):
     api_router.include_router(_module.router)
 
 __all__ = ["api_router"]

@@ -96,6 +96,15 @@ def create_token(conn: Connection, depot: str, ttl_s: float, *, now: float | Non
     return token, created + ttl_s
 
 
+def lock_for_enrolment(conn: Connection, token: str) -> None:
+    """Serialise enrolments on SQLite: a no-op write as the transaction's first statement takes the database's
+    write lock before anything is read (a deferred transaction that read first could not upgrade and would
+    fail at once with "database is locked"). PostgreSQL needs nothing: the consuming UPDATE locks the row."""
+    if conn.dialect.name == "sqlite":
+        conn.execute(update(installer_tokens).where(installer_tokens.c.token_hash == token_hash(token))
+                     .values(token_hash=installer_tokens.c.token_hash))
+
+
 def get_token(conn: Connection, token: str) -> InstallerToken | None:
     row = conn.execute(select(installer_tokens).where(installer_tokens.c.token_hash == token_hash(token))).first()
     if row is None:
