@@ -58,4 +58,14 @@ def format_status(status: dict[str, object], now: float | None = None) -> str:
         f"outbox          {outbox.get('depth', 0)} records, {outbox.get('bytes', 0)} bytes, "
         f"{counters.get('records_dropped', 0)} dropped",
     ]
+    uplink = status.get("uplink")
+    if isinstance(uplink, dict):
+        lines.append(
+            f"uplink          {'connected' if uplink.get('connected') else 'DISCONNECTED'}, "
+            f"{uplink.get('in_flight_batches', 0)} batches ({uplink.get('in_flight_records', 0)} records) "
+            f"awaiting the cloud's ack, {counters.get('batches_committed', 0)} committed, "
+            f"{counters.get('batches_rejected', 0)} rejected"
+        )
+    else:
+        lines.append("uplink          not configured (records stay in the outbox)")
     return "\n".join(lines)
