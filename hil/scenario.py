@@ -46,7 +46,6 @@ worker (``hil.cloud``): the agent uploads, and expectations are checked against 
 from __future__ import annotations
 
 import json
-import math
 import re
 import tempfile
 import tomllib
@@ -57,6 +56,7 @@ from typing import Any
 
 from edge_agent.errors import ConfigError
 from firmware_profiles import ProfileError, load_profile
+from hil.scenario_fields import ScenarioError, duration, latlon, non_negative, only, signed, small_int
 
 PROFILES = ("heavy_truck_j1939", "light_obd2")
 SEQUENTIAL = ("ignition_on", "idle", "drive", "engine_off", "ignition_off")
@@ -75,10 +75,6 @@ MAX_SPN = (1 << 19) - 1
 MAX_FMI = 31
 #: NMEA receivers output 1 to 10 Hz (NMEA 0183 v4.10 leaves the rate to the receiver; these are the common ones).
 GNSS_RATES = (1.0, 10.0)
-
-
-class ScenarioError(ValueError):
-    """A scenario file is unreadable or invalid; the message starts with the field at fault."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,54 +168,6 @@ class Scenario:
         return self.profile == "light_obd2"
 
 
-# -- field helpers --------------------------------------------------------------------------------
-
-
-def _number(table: Mapping[str, Any], key: str, where: str, *, positive: bool = False,
-            default: float | None = None) -> float:
-    value = table.get(key, default)
-    if value is None:
-        raise ScenarioError(f"{where}.{key}: required")
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ScenarioError(f"{where}.{key}: must be a number, got {value!r}")
-    if positive and value <= 0:
-        raise ScenarioError(f"{where}.{key}: must be > 0, got {value!r}")
-    if value < 0:
-        raise ScenarioError(f"{where}.{key}: must be >= 0, got {value!r}")
-    return float(value)
-
-
-def _int(table: Mapping[str, Any], key: str, where: str, hi: int) -> int:
-    value = table.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= hi:
-        raise ScenarioError(f"{where}.{key}: must be an integer 0..{hi}, got {value!r}")
-    return value
-
-
-def _latlon(value: object, where: str) -> tuple[float, float]:
-    if (not isinstance(value, list) or len(value) != 2
-            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)):
-        raise ScenarioError(f"{where}: must be [lat, lon], got {value!r}")
-    lat, lon = float(value[0]), float(value[1])
-    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-        raise ScenarioError(f"{where}: [lat, lon] out of range: {value!r}")
-    return lat, lon
-
-
-def _only(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
-    unknown = sorted(set(table) - allowed)
-    if unknown:
-        raise ScenarioError(f"{where}.{unknown[0]}: unknown field (expected one of {', '.join(sorted(allowed))})")
-
-
-def _duration(table: Mapping[str, Any], where: str) -> float:
-    if ("minutes" in table) == ("seconds" in table):
-        raise ScenarioError(f"{where}: give exactly one of minutes, seconds")
-    if "minutes" in table:
-        return 60.0 * _number(table, "minutes", where, positive=True)
-    return _number(table, "seconds", where, positive=True)
-
-
 # -- sections -------------------------------------------------------------------------------------
 
 
@@ -230,26 +178,26 @@ def _step(i: int, raw: object) -> Step:
     action = raw.get("action")
     if action not in ACTIONS:
         raise ScenarioError(f"{where}.action: must be one of {', '.join(ACTIONS)}, got {action!r}")
-    at = _number(raw, "at", where) if "at" in raw else None
+    at = non_negative(raw, "at", where) if "at" in raw else None
     common = {"action", "at"} if action in OVERLAY else {"action"}
     if action in ("ignition_on", "ignition_off"):
-        _only(raw, common, where)
+        only(raw, common, where)
         return Step(i, action)
     if action in ("idle", "engine_off", "gnss_lost"):
-        _only(raw, common | {"minutes", "seconds"}, where)
-        return Step(i, action, duration_s=_duration(raw, where), at=at)
+        only(raw, common | {"minutes", "seconds"}, where)
+        return Step(i, action, duration_s=duration(raw, where), at=at)
     if action == "kill_agent":
-        _only(raw, common | {"down_s"}, where)
-        return Step(i, action, duration_s=_number(raw, "down_s", where, default=0.0), at=at)
+        only(raw, common | {"down_s"}, where)
+        return Step(i, action, duration_s=non_negative(raw, "down_s", where, default=0.0), at=at)
     if action == "drive":
-        _only(raw, common | {"speed_kmh", "waypoints"}, where)
+        only(raw, common | {"speed_kmh", "waypoints"}, where)
         points = raw.get("waypoints")
         if not isinstance(points, list) or not points:
             raise ScenarioError(f"{where}.waypoints: must be a non-empty list of [lat, lon]")
-        waypoints = tuple(_latlon(p, f"{where}.waypoints[{k}]") for k, p in enumerate(points))
-        return Step(i, action, speed_kmh=_number(raw, "speed_kmh", where, positive=True), waypoints=waypoints)
+        waypoints = tuple(latlon(p, f"{where}.waypoints[{k}]") for k, p in enumerate(points))
+        return Step(i, action, speed_kmh=non_negative(raw, "speed_kmh", where, positive=True), waypoints=waypoints)
     # dtc
-    _only(raw, common | {"appears", "spn", "fmi", "code", "status"}, where)
+    only(raw, common | {"appears", "spn", "fmi", "code", "status"}, where)
     appears = raw.get("appears")
     if not isinstance(appears, bool):
         raise ScenarioError(f"{where}.appears: must be true (appears) or false (clears)")
@@ -263,7 +211,7 @@ def _step(i: int, raw: object) -> Step:
         return Step(i, action, at=at, dtc=DtcChange(appears, code=code, status=status))
     if "spn" not in raw:
         raise ScenarioError(f"{where}: give spn and fmi (J1939) or code (OBD-II)")
-    dtc = DtcChange(appears, spn=_int(raw, "spn", where, MAX_SPN), fmi=_int(raw, "fmi", where, MAX_FMI))
+    dtc = DtcChange(appears, spn=small_int(raw, "spn", where, MAX_SPN), fmi=small_int(raw, "fmi", where, MAX_FMI))
     return Step(i, action, at=at, dtc=dtc)
 
 
@@ -271,7 +219,7 @@ def _expectation(i: int, raw: object) -> Expectation:
     where = f"expect[{i}]"
     if not isinstance(raw, dict):
         raise ScenarioError(f"{where}: must be a table")
-    _only(raw, {"kind", "count", "min", "max", "where"}, where)
+    only(raw, {"kind", "count", "min", "max", "where"}, where)
     kind = raw.get("kind")
     if kind not in EVENT_KINDS:
         raise ScenarioError(f"{where}.kind: must be one of {', '.join(EVENT_KINDS)}, got {kind!r}")
@@ -279,10 +227,10 @@ def _expectation(i: int, raw: object) -> Expectation:
         raise ScenarioError(f"{where}.count: give count, or min and/or max, not both")
     hi: int | None
     if "count" in raw:
-        lo = hi = int(_number(raw, "count", where))
+        lo = hi = int(non_negative(raw, "count", where))
     elif "min" in raw or "max" in raw:
-        lo = int(_number(raw, "min", where, default=0))
-        hi = int(_number(raw, "max", where)) if "max" in raw else None
+        lo = int(non_negative(raw, "min", where, default=0))
+        hi = int(non_negative(raw, "max", where)) if "max" in raw else None
         if hi is not None and hi < lo:
             raise ScenarioError(f"{where}.max: must be >= min ({lo}), got {hi}")
     else:
@@ -293,26 +241,17 @@ def _expectation(i: int, raw: object) -> Expectation:
         raise ScenarioError(f"{where}.where: must be a table of payload field -> value or {{min, max}}")
     for key, value in cond.items():
         if isinstance(value, dict):
-            _only(value, {"min", "max"}, f"{where}.where.{key}")
+            only(value, {"min", "max"}, f"{where}.where.{key}")
             if not value:
                 raise ScenarioError(f"{where}.where.{key}: give min and/or max")
-            mn = _signed(value, "min", f"{where}.where.{key}")
-            mx = _signed(value, "max", f"{where}.where.{key}")
+            mn = signed(value, "min", f"{where}.where.{key}")
+            mx = signed(value, "max", f"{where}.where.{key}")
             if mn is not None and mx is not None and mx < mn:
                 raise ScenarioError(f"{where}.where.{key}.max: must be >= min")
             conditions[key] = Match(lo=mn, hi=mx)
         else:
             conditions[key] = Match(equals=value)
     return Expectation(i, kind, lo, hi, conditions)
-
-
-def _signed(table: Mapping[str, Any], key: str, where: str) -> float | None:
-    value = table.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ScenarioError(f"{where}.{key}: must be a number, got {value!r}")
-    return float(value)
 
 
 def _geofences(raw: object, base: Path) -> str | None:
@@ -340,37 +279,37 @@ def _geofences(raw: object, base: Path) -> str | None:
 
 def parse_scenario(data: Mapping[str, Any], source: Path) -> Scenario:
     """Validate a parsed scenario document; ``source`` anchors relative paths and names it in errors."""
-    _only(data, {"scenario", "vehicle", "agent", "geofences", "step", "expect", "cloud"}, "scenario file")
+    only(data, {"scenario", "vehicle", "agent", "geofences", "step", "expect", "cloud"}, "scenario file")
     head = data.get("scenario", {})
     if not isinstance(head, dict):
         raise ScenarioError("scenario: must be a table")
-    _only(head, {"name", "description", "speedup", "gnss_rate_hz"}, "scenario")
+    only(head, {"name", "description", "speedup", "gnss_rate_hz"}, "scenario")
     name = head.get("name", source.stem)
     if not isinstance(name, str) or not name:
         raise ScenarioError("scenario.name: must be a non-empty string")
-    speedup = _number(head, "speedup", "scenario", positive=True, default=1.0)
-    rate = _number(head, "gnss_rate_hz", "scenario", positive=True, default=5.0)
+    speedup = non_negative(head, "speedup", "scenario", positive=True, default=1.0)
+    rate = non_negative(head, "gnss_rate_hz", "scenario", positive=True, default=5.0)
     if not GNSS_RATES[0] <= rate <= GNSS_RATES[1]:
         raise ScenarioError(f"scenario.gnss_rate_hz: NMEA receivers output 1 to 10 Hz, got {rate}")
     vehicle = data.get("vehicle")
     if not isinstance(vehicle, dict):
         raise ScenarioError("vehicle: required table with profile = \"heavy_truck_j1939\" or \"light_obd2\"")
-    _only(vehicle, {"profile", "start", "vin"}, "vehicle")
+    only(vehicle, {"profile", "start", "vin"}, "vehicle")
     profile = vehicle.get("profile")
     if profile not in PROFILES:
         raise ScenarioError(f"vehicle.profile: must be one of {', '.join(PROFILES)}, got {profile!r}")
-    start = _latlon(vehicle["start"], "vehicle.start") if "start" in vehicle else None
+    start = latlon(vehicle["start"], "vehicle.start") if "start" in vehicle else None
     vin = vehicle.get("vin", "1XKYDP9X0MJ000001" if profile == "heavy_truck_j1939" else "WF0XXXTTGXKA12345")
     if not isinstance(vin, str) or len(vin) != 17 or not vin.isascii():
         raise ScenarioError(f"vehicle.vin: must be 17 ASCII characters (ISO 3779), got {vin!r}")
     agent = data.get("agent", {})
     if not isinstance(agent, dict):
         raise ScenarioError("agent: must be a table")
-    _only(agent, {"thresholds"}, "agent")
+    only(agent, {"thresholds"}, "agent")
     thresholds_raw = agent.get("thresholds", {})
     if not isinstance(thresholds_raw, dict):
         raise ScenarioError("agent.thresholds: must be a table of name = number")
-    thresholds = {k: _number(thresholds_raw, k, "agent.thresholds") for k in thresholds_raw}
+    thresholds = {k: non_negative(thresholds_raw, k, "agent.thresholds") for k in thresholds_raw}
     try:
         known = set(load_profile(profile).thresholds) | _OPTIONAL_THRESHOLDS
     except ProfileError as exc:  # pragma: no cover - bundled profiles always load
@@ -394,8 +333,8 @@ def parse_scenario(data: Mapping[str, Any], source: Path) -> Scenario:
         cloud = data["cloud"]
         if not isinstance(cloud, dict):
             raise ScenarioError("cloud: must be a table ([cloud], optionally with drain_timeout_s)")
-        _only(cloud, {"drain_timeout_s"}, "cloud")
-        cloud_drain_s = _number(cloud, "drain_timeout_s", "cloud", positive=True, default=30.0)
+        only(cloud, {"drain_timeout_s"}, "cloud")
+        cloud_drain_s = non_negative(cloud, "drain_timeout_s", "cloud", positive=True, default=30.0)
     return Scenario(
         name=name, description=str(description), source=source, profile=profile, speedup=speedup,
         start=start, vin=vin, steps=steps, expectations=expectations, thresholds=thresholds,
