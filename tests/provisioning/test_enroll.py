@@ -1,0 +1,225 @@
+"""``fleet-provision enroll`` end to end: the real cloud under uvicorn, a real Mosquitto from ``broker-config``.
+
+One cloud process (SQLite store, fleet CA directory) and one broker configured from the same CA serve
+the module. Each test makes a device with ``fleet-provision init``, gets a token from
+``fleet-cloud installer-token`` and enrols with the real command. Proven: the files and their modes,
+an ``agent.toml`` the agent accepts, a certificate the broker accepts for the device's own topics only,
+a re-run that changes nothing, and completion after the failures an installer meets: the cloud
+unreachable, the cloud's answer lost after it enrolled the device, a run killed mid-write.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import socket
+import stat
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from cloud_sync.broker_config import BrokerFiles
+from cloud_sync.store import make_engine
+from cloud_sync.store.devices import get_device
+from edge_agent.config import load_config
+from provisioning.enroll import AGENT_TOML, CA_CHAIN, MARKER, STAGING, TLS_CERT
+from provisioning.identity import SIGNING_KEY, TLS_CSR, TLS_KEY, load_identity
+from tests.cloud_sync.mqtt_tls import connect
+from tests.mqtt_broker import READY_TIMEOUT_S, Mosquitto, free_port, mosquitto_or_skip
+
+REPO = Path(__file__).resolve().parents[2]
+VIN = "1M8GDM9AXKP042788"
+PROFILE = "heavy_truck_j1939"
+NOT_AUTHORIZED = 0x87
+
+
+def run(module: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=60, check=False, env={**os.environ, **(env or {})})
+
+
+@dataclass
+class Cloud:
+    url: str
+    db_url: str
+    env: dict[str, str]
+    broker: Mosquitto
+    files: BrokerFiles
+
+    def token(self, depot: str = "depot-east") -> str:
+        out = run("cloud_sync.cli", "--database-url", self.db_url, "installer-token", "--depot", depot, "--ttl",
+                  "15m", "--json", env=self.env)
+        assert out.returncode == 0, out.stderr
+        return str(json.loads(out.stdout)["token"])
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
+    tmp = tmp_path_factory.mktemp("cloud")
+    db_url = f"sqlite:///{tmp / 'cloud.db'}"
+    broker = Mosquitto(mosquitto_or_skip(), tmp / "mosq")
+    env = {"FLEET_CLOUD_CA_DIR": str(tmp / "ca"), "FLEET_CLOUD_BROKER_HOST": "127.0.0.1",
+           "FLEET_CLOUD_BROKER_PORT": str(broker.port)}
+    out = run("cloud_sync.cli", "--database-url", db_url, "broker-config", "--out", str(tmp / "broker"), "--port",
+              str(broker.port), "--bind", "127.0.0.1", "--user", pwd.getpwuid(os.getuid()).pw_name, env=env)
+    assert out.returncode == 0, out.stderr
+    files = BrokerFiles(*(tmp / "broker" / n for n in ("mosquitto.conf", "acl", "ca.pem", "crl.pem", "server.crt",
+                                                      "server.key", "ingest.crt", "ingest.key")))
+    broker.config = files.conf
+    broker.start()
+    port = free_port()
+    with open(tmp / "cloud.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "cloud_sync.cli", "--database-url", db_url, "serve", "--port",
+                                 str(port)], cwd=REPO, env={**os.environ, **env}, stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT_S * 2
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/healthz", timeout=1):
+                    break
+            except OSError:
+                assert proc.poll() is None, (tmp / "cloud.log").read_text()
+                assert time.monotonic() < deadline, "the cloud did not start"
+                time.sleep(0.05)
+        yield Cloud(url, db_url, env, broker, files)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        broker.stop()
+
+
+def provision(*args: str) -> subprocess.CompletedProcess[str]:
+    return run("provisioning.cli", *args)
+
+
+def enroll_args(d: Path, cloud_url: str, token: str) -> list[str]:
+    return ["enroll", "--dir", str(d), "--cloud", cloud_url, "--token", token, "--vehicle", VIN, "--profile",
+            PROFILE, "--data-dir", str(d.parent / "data")]
+
+
+def snapshot(d: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(d.iterdir()) if p.is_file()}
+
+
+def assert_enrolled(d: Path, cloud: Cloud) -> str:
+    """Every file in place with the right mode, a config the agent loads, a certificate for our key."""
+    ident = load_identity(d)
+    for name in (SIGNING_KEY, TLS_KEY):
+        assert stat.S_IMODE((d / name).stat().st_mode) == 0o600
+    assert not (d / STAGING).exists()
+    marker = json.loads((d / MARKER).read_text())
+    assert marker["device_id"] == ident.device_id and marker["vin"] == VIN
+    config = load_config(d / AGENT_TOML)
+    assert (config.device_id, config.profile) == (ident.device_id, PROFILE)
+    up = config.uplink
+    assert up is not None and (up.host, up.port) == ("127.0.0.1", cloud.broker.port)
+    assert up.tls_cert == d / TLS_CERT and up.tls_ca == d / CA_CHAIN and up.signing_key == d / SIGNING_KEY
+    cert = x509.load_pem_x509_certificate((d / TLS_CERT).read_bytes())
+    cert.verify_directly_issued_by(x509.load_pem_x509_certificate((d / CA_CHAIN).read_bytes()))
+    assert cert.public_key() == x509.load_pem_x509_csr((d / TLS_CSR).read_bytes()).public_key()
+    assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == ident.device_id
+    engine = make_engine(cloud.db_url)
+    with engine.connect() as conn:
+        device = get_device(conn, ident.device_id)
+    engine.dispose()
+    assert device is not None and device.vin == VIN and device.public_key_pem == ident.signing_public_pem()
+    return ident.device_id
+
+
+def test_enrol_end_to_end_then_talk_to_the_broker(cloud: Cloud, tmp_path: Path) -> None:
+    d = tmp_path / "etc"
+    assert provision("init", "--dir", str(d)).returncode == 0
+    out = provision(*enroll_args(d, cloud.url, cloud.token()))
+    assert out.returncode == 0, out.stderr
+    assert "enrolled" in out.stdout and "wrote" in out.stdout
+    device_id = assert_enrolled(d, cloud)
+    before = snapshot(d)
+
+    again = provision("--json", *enroll_args(d, cloud.url, "any-token-is-not-needed-now"))
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["state"] == "already_enrolled"
+    assert snapshot(d) == before
+
+    # The identity works on the broker, for this device's topics only.
+    client = connect("127.0.0.1", cloud.broker.port, d / CA_CHAIN, device_id, d / TLS_CERT, d / TLS_KEY)
+    try:
+        assert client.connected.is_set(), client.connack
+        assert not client.publish(f"fleet/v1/{device_id}/batch", b"x").is_failure
+        assert client.publish("fleet/v1/someone-else/batch", b"x").value == NOT_AUTHORIZED
+    finally:
+        client.close()
+
+
+def test_a_used_token_is_refused_and_nothing_is_written(cloud: Cloud, tmp_path: Path) -> None:
+    token = cloud.token()
+    first, second = tmp_path / "a", tmp_path / "b"
+    for d in (first, second):
+        assert provision("init", "--dir", str(d)).returncode == 0
+    assert provision(*enroll_args(first, cloud.url, token)).returncode == 0
+    before = snapshot(second)
+    out = provision("--json", *enroll_args(second, cloud.url, token))
+    assert out.returncode == 1
+    report = json.loads(out.stdout)
+    assert report["error"] == "refused" and "already used" in report["message"]
+    assert snapshot(second) == before and not (second / STAGING).exists()
+
+
+def test_cloud_unreachable_then_rerun_completes(cloud: Cloud, tmp_path: Path) -> None:
+    d = tmp_path / "etc"
+    assert provision("init", "--dir", str(d)).returncode == 0
+    token = cloud.token()
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+        out = provision(*enroll_args(d, dead, token))
+    assert out.returncode == 3 and "re-run" in out.stderr
+    assert not (d / MARKER).exists() and not (d / TLS_CERT).exists()
+    assert provision(*enroll_args(d, cloud.url, token)).returncode == 0
+    assert_enrolled(d, cloud)
+
+
+def test_lost_answer_and_leftover_staging_are_resumed(cloud: Cloud, tmp_path: Path) -> None:
+    """The cloud enrolled the device but its answer never arrived (the token is spent), and a killed run
+    left a staging directory: the same command finishes the job without a new token."""
+    d = tmp_path / "etc"
+    assert provision("init", "--dir", str(d)).returncode == 0
+    ident = load_identity(d)
+    token = cloud.token()
+    body = json.dumps({"token": token, "device_id": ident.device_id, "csr_pem": (d / TLS_CSR).read_text(),
+                       "signing_public_key_pem": ident.signing_public_pem(), "vin": VIN,
+                       "profile": PROFILE}).encode()
+    request = urllib.request.Request(cloud.url + "/v1/enroll", data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as r:
+        lost = json.loads(r.read())
+    (d / STAGING).mkdir()
+    (d / STAGING / TLS_CERT).write_text("half a certifi")
+    out = provision("--json", *enroll_args(d, cloud.url, token))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert json.loads(out.stdout)["resumed"] is True
+    assert_enrolled(d, cloud)
+    assert (d / TLS_CERT).read_text() == lost["certificate_pem"]  # the certificate the cloud issued, once
+
+
+def test_a_run_killed_between_renames_is_finished(cloud: Cloud, tmp_path: Path) -> None:
+    d = tmp_path / "etc"
+    assert provision("init", "--dir", str(d)).returncode == 0
+    token = cloud.token()
+    assert provision(*enroll_args(d, cloud.url, token)).returncode == 0
+    # As if killed after the certificate moved into place and before the config and marker did.
+    (d / AGENT_TOML).unlink()
+    (d / MARKER).unlink()
+    out = provision(*enroll_args(d, cloud.url, token))
+    assert out.returncode == 0, out.stderr
+    assert "resumed" in out.stdout
+    assert_enrolled(d, cloud)
