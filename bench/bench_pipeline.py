@@ -6,11 +6,15 @@ Records (once, then reuses) a candump capture of the simulated heavy truck with 
 profile's message mix, then replays it as fast as possible, each variant in its own process so CPU
 seconds and peak RSS are its own:
 
-(a) ``compiled``: ``fleet-agent replay``'s path (our candump reader, batch decode kernel, detectors,
-    sampling gate, outbox) with the compiled kernels;
+(a) ``compiled``: the replay composition (``CanReplaySource`` -> ``Pipeline`` with the profile's
+    detectors -> ``Outbox``, as ``edge_agent.replay.run_replay`` builds it), the source handing its
+    ``FrameBlock`` columns straight to ``Pipeline.on_frames`` (candump, decode, gather, gate and hold
+    kernels), compiled;
 (b) ``pure``: the same with ``FLEET_PURE_PYTHON=1`` (the kernels' pure-Python twins);
 (c) ``naive``: python-can's ``LogReader``, ``cantools`` ``Database.decode_message`` per frame, and
-    pure-Python detection, into the same outbox through the same sampling gate.
+    pure-Python detection, into the same outbox through the same sampling gate;
+(r) ``replay`` (not run by default): ``run_replay`` itself, compiled; its ``_drain`` merges CAN and
+    GNSS through a deque of ``RawFrame`` objects, so it pays one object per frame that (a) does not.
 
 Prints a table. Targets (issue 3): (a) >= 100,000 frames/s on one core and >= 5x (c).
 """
@@ -28,6 +32,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 DEFAULT_CAPTURE = Path(tempfile.gettempdir()) / "fleet_bench_truck_1m.log"
 PROFILE = "heavy_truck_j1939"
@@ -44,7 +49,7 @@ def ensure_capture(path: Path, frames: int) -> int:
             return have
     from hil.record_truck import truck_frames, write_candump
 
-    def cycles() -> Iterator:  # type: ignore[type-arg]
+    def cycles() -> Iterator[Any]:
         n = 0
         while True:
             # Each cycle starts where the previous ended, so timestamps keep increasing.
@@ -54,13 +59,32 @@ def ensure_capture(path: Path, frames: int) -> int:
     return write_candump(itertools.islice(cycles(), frames), path)
 
 
-def _ours(capture: Path, db: Path) -> dict[str, object]:
+def _replay(capture: Path, db: Path) -> dict[str, object]:
     from edge_agent.replay import ReplayOptions, run_replay
 
     summary = run_replay(ReplayOptions(profile=PROFILE, db=db, can=capture, detect=True))
     records = summary["records"]
     assert isinstance(records, dict)
     return {"frames": summary["frames"], "records": sum(records.values())}
+
+
+def _ours(capture: Path, db: Path) -> dict[str, object]:
+    from edge_agent.counters import Counters
+    from edge_agent.detection.build import build_detectors
+    from edge_agent.outbox import Outbox
+    from edge_agent.pipeline import Pipeline
+    from edge_agent.sources.can_replay import CanReplaySource
+    from firmware_profiles import load_profile
+
+    profile = load_profile(PROFILE)
+    counters = Counters()
+    with Outbox(db, counters=counters) as outbox, CanReplaySource(capture, counters=counters) as source:
+        pipeline = Pipeline(profile, outbox, counters, detectors=build_detectors(profile, None, counters))
+        while (block := source.read_block(BATCH)) is not None:
+            pipeline.on_frames(block)
+        pipeline.finish()
+        records = outbox.counts_by_kind()
+    return {"frames": counters.get("frames"), "records": sum(records.values())}
 
 
 def _naive(capture: Path, db: Path) -> dict[str, object]:
@@ -97,10 +121,12 @@ def _naive(capture: Path, db: Path) -> dict[str, object]:
             frames += 1
             fid = msg.arbitration_id
             pf = (fid >> 16) & 0xFF
-            message = by_pgn.get(((fid >> 8) & 0x3FF00) if pf < 240 else ((fid >> 8) & 0x3FFFF))
-            if message is not None:
+            hit = by_pgn.get(((fid >> 8) & 0x3FF00) if pf < 240 else ((fid >> 8) & 0x3FFFF))
+            if hit is not None:
+                message = hit
+                values: Any
                 try:
-                    values = dbc.decode_message(message.frame_id, msg.data, decode_choices=False)
+                    values = dbc.decode_message(message.frame_id, msg.data, decode_choices=False)  # type: ignore[arg-type]
                 except Exception:  # a naive decoder skips what it cannot decode
                     values = {}
                 source = f"j1939:0x{fid & 0xFF:02X}"
@@ -132,7 +158,8 @@ def run_variant(variant: str, capture: Path) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "outbox.db"
         wall0, cpu0 = time.perf_counter(), time.process_time()
-        result = _naive(capture, db) if variant == "naive" else _ours(capture, db)
+        run = {"naive": _naive, "replay": _replay}.get(variant, _ours)
+        result = run(capture, db)
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     frames = int(result["frames"])  # type: ignore[call-overload]
     return {
@@ -148,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=1_000_000)
     parser.add_argument("--capture", type=Path, default=DEFAULT_CAPTURE)
-    parser.add_argument("--variant", choices=("compiled", "pure", "naive"), help=argparse.SUPPRESS)
+    parser.add_argument("--variant", choices=("compiled", "pure", "naive", "replay"), help=argparse.SUPPRESS)
     parser.add_argument("--only", nargs="*", default=["compiled", "pure", "naive"])
     args = parser.parse_args(argv)
     if args.variant:
@@ -159,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for variant in args.only:
         env = dict(os.environ)
-        env["FLEET_PURE_PYTHON"] = "0" if variant == "compiled" else "1"
+        env["FLEET_PURE_PYTHON"] = "0" if variant in ("compiled", "replay") else "1"
         out = subprocess.run(
             [sys.executable, "-m", "bench.bench_pipeline", "--variant", variant, "--capture", str(args.capture)],
             env=env, capture_output=True, text=True, check=True,

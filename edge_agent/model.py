@@ -264,3 +264,34 @@ class FrameBlock(Sequence[RawFrame]):
     def __iter__(self) -> Iterator[RawFrame]:
         for i in range(len(self.ids)):
             yield self[i]
+
+
+class SampleColumns:
+    """Decoded values as columns, so the hot path makes a ``Sample`` only for what it keeps.
+
+    Per value: ``timestamps`` ('d'), ``field`` ('H', index into ``names`` and ``units``: our signal
+    name and its unit), ``source`` ('H', index into ``sources``) and ``values`` ('d'). Several fields
+    may carry the same signal name (one signal sent in two messages).
+    """
+
+    __slots__ = ("field", "names", "source", "sources", "timestamps", "units", "values")
+
+    def __init__(
+        self, timestamps: array, field: array, source: array, values: array,
+        names: Sequence[str], units: Sequence[str], sources: Sequence[str],
+    ) -> None:
+        if not len(timestamps) == len(field) == len(source) == len(values):
+            raise ValueError("SampleColumns columns must have one entry per value")
+        self.timestamps, self.field, self.source, self.values = timestamps, field, source, values
+        self.names, self.units, self.sources = names, units, sources
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def sample(self, j: int) -> Sample:
+        f = self.field[j]
+        return Sample(self.timestamps[j], self.names[f], self.values[j], self.sources[self.source[j]], self.units[f])
+
+    def samples(self, indices: Iterable[int] | None = None) -> list[Sample]:
+        """``Sample`` objects for ``indices`` (default: all), in that order."""
+        return [self.sample(j) for j in (range(len(self.values)) if indices is None else indices)]

@@ -1,7 +1,9 @@
 """The acquire -> decode -> persist path shared by the daemon and ``fleet-agent replay``.
 
 ``Pipeline`` owns the decoders for one profile, the sampling gate and a small record buffer in
-front of the outbox. Samples are stored at the profile's rate or on change beyond a deadband; fixes
+front of the outbox. J1939 values travel as columns (``SampleColumns``) from the decode kernel
+through the gate kernel and into the detectors; only what the gate keeps becomes a record.
+Samples are stored at the profile's rate or on change beyond a deadband; fixes
 at most ``POSITION_RATE_HZ``; diagnostics (DM1/DM2, OBD DTC lists) and the VIN only when they change
 for their source, so a DM1 repeated every second costs nothing until a lamp or a DTC changes.
 """
@@ -26,6 +28,7 @@ from edge_agent.model import (
     RawFrame,
     Record,
     Sample,
+    SampleColumns,
     TimedLine,
     VehicleId,
 )
@@ -89,13 +92,20 @@ class Pipeline:
             self._on_obd(frames)
             return
         batch = self._j1939.decode_batch(frames)
-        self._on_samples(batch.samples)
+        columns: SampleColumns | None = batch.columns
+        samples: list[Sample] = []
+        if batch.extra:
+            # Rare (reassembled messages carrying mapped signals): objects for all, in decode order.
+            samples, columns = batch.samples, None
+            self._on_samples(samples)
+        elif columns is not None:
+            self._on_columns(columns)
         for dm in batch.diagnostics:
             self._on_dm(dm)
         for vid in batch.vehicle_ids:
             self._on_vin(vid)
         if self.detectors:
-            self._detect(DetectionBatch(samples=batch.samples, diagnostics=batch.diagnostics))
+            self._detect(DetectionBatch(samples=samples, diagnostics=batch.diagnostics, columns=columns))
         self._maybe_flush()
 
     def on_lines(self, lines: Iterable[TimedLine]) -> None:
@@ -194,6 +204,23 @@ class Pipeline:
             self._detect(DetectionBatch(samples=samples, obd_dtcs=self._obd_dtcs))
         self._obd_dtcs = []
         self._maybe_flush()
+
+    def _on_columns(self, cols: SampleColumns) -> None:
+        kept = self._gate.admit_columns(cols)
+        if not kept:
+            return
+        self.counters.inc("samples_stored", len(kept))
+        ts, field, values, source = cols.timestamps, cols.field, cols.values, cols.source
+        names, units, sources = cols.names, cols.units, cols.sources
+        self._buffer.extend(
+            Record(
+                "sample",
+                Priority.PERIODIC,
+                ts[j],
+                {"signal": names[field[j]], "value": values[j], "unit": units[field[j]], "source": sources[source[j]]},
+            )
+            for j in kept
+        )
 
     def _on_samples(self, samples: Sequence[Sample]) -> None:
         kept = self._gate.admit_many(samples)

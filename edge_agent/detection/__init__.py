@@ -10,17 +10,32 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from edge_agent.model import DiagnosticMessage, Event, Fix, ObdDtcReport, Sample
+from edge_agent.model import DiagnosticMessage, Event, Fix, ObdDtcReport, Sample, SampleColumns
 
 
 @dataclass(slots=True)
 class DetectionBatch:
-    """Everything decoded from one read cycle, each list in time order."""
+    """Everything decoded from one read cycle, each list in time order.
+
+    Decoded values come either as ``samples`` or, on the J1939 hot path, as ``columns`` (then
+    ``samples`` is empty): detectors hand columns to ``HeldTimeline.feed_columns``.
+    """
 
     samples: list[Sample] = field(default_factory=list)
     fixes: list[Fix] = field(default_factory=list)
     diagnostics: list[DiagnosticMessage] = field(default_factory=list)
     obd_dtcs: list[ObdDtcReport] = field(default_factory=list)
+    columns: SampleColumns | None = None
+
+    def has_values(self) -> bool:
+        return bool(self.samples) or (self.columns is not None and len(self.columns) > 0)
+
+    def last_value_ts(self) -> float:
+        """Timestamp of the last decoded value (call only when ``has_values()``)."""
+        if self.samples:
+            return self.samples[-1].timestamp
+        assert self.columns is not None
+        return self.columns.timestamps[-1]
 
 
 class Detector(Protocol):

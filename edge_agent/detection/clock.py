@@ -9,9 +9,11 @@ never fabricates hours of idling. The same rule is applied to arrays by ``native
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from array import array
+from collections.abc import Callable, Iterable, Sequence
 
-from edge_agent.model import Sample
+import native
+from edge_agent.model import Sample, SampleColumns
 
 
 class MonoClock:
@@ -59,7 +61,7 @@ class HeldTimeline:
     the clock went backwards. The last group of a batch is evaluated when the next batch starts.
     """
 
-    __slots__ = ("held", "last_eval", "pending", "signals", "step")
+    __slots__ = ("_local", "_order", "held", "last_eval", "pending", "signals", "step")
 
     def __init__(self, signals: frozenset[str], step: float = EVAL_STEP_S) -> None:
         self.signals = signals
@@ -67,6 +69,46 @@ class HeldTimeline:
         self.held: dict[str, tuple[float, float, str]] = {}  # signal -> (value, source time, source)
         self.pending: float | None = None
         self.last_eval: float | None = None
+        self._order = tuple(sorted(signals))
+        # Per column layout (``SampleColumns.names``): field -> index in ``_order`` or -1.
+        self._local: tuple[Sequence[str], array] | None = None
+
+    def feed_batch(
+        self, columns: SampleColumns | None, samples: Iterable[Sample], evaluate: Callable[[float], None]
+    ) -> None:
+        """A detection batch's values: its columns, then its samples."""
+        if columns is not None and len(columns):
+            self.feed_columns(columns, evaluate)
+        self.feed(samples, evaluate)
+
+    def feed_columns(self, cols: SampleColumns, evaluate: Callable[[float], None]) -> None:
+        """``feed`` for columns: the ``hold`` kernel finds the evaluations, Python runs only those."""
+        if self._local is None or self._local[0] is not cols.names:
+            index = {name: k for k, name in enumerate(self._order)}
+            self._local = (cols.names, array("i", [index.get(name, -1) for name in cols.names]))
+        n = len(self._order)
+        state = array("d", [
+            self.pending is not None, self.pending or 0.0, self.last_eval is not None, self.last_eval or 0.0,
+        ])
+        eval_ts, held_idx, final, state = native.kernel("hold").hold(
+            cols.timestamps, cols.field, cols.values, self._local[1], n, self.step, state
+        )
+        held, order = self.held, self._order
+        ts, values, source, sources = cols.timestamps, cols.values, cols.source, cols.sources
+        current = [-1] * n
+        for k in range(len(eval_ts)):
+            for s in range(n):
+                j = held_idx[k * n + s]
+                if j != current[s]:
+                    current[s] = j
+                    held[order[s]] = (values[j], ts[j], sources[source[j]])
+            evaluate(eval_ts[k])
+        for s in range(n):
+            j = final[s]
+            if j >= 0:
+                held[order[s]] = (values[j], ts[j], sources[source[j]])
+        self.pending = state[1] if state[0] else None
+        self.last_eval = state[3] if state[2] else None
 
     def feed(self, samples: Iterable[Sample], evaluate: Callable[[float], None]) -> None:
         held, signals, step = self.held, self.signals, self.step

@@ -99,9 +99,9 @@ class FaultDetector:
                 }
             events += self._dtc_list(group, present, ts, now)
             events += self._clear_missing(ts, now)
-        if batch.samples:
+        if batch.has_values():
             # The bus clock moves on with the samples too: a code gone quiet clears without a new DM1.
-            last = batch.samples[-1].timestamp
+            last = batch.last_value_ts()
             if self._dtcs:
                 events += self._clear_missing(last, self._clock.advance(last))
             events += self._thresholds(batch)
@@ -162,7 +162,7 @@ class FaultDetector:
                 cond.append((running or not check.needs_engine) and (value > limit if check.above else value < limit))
                 values.append(value)
 
-        self._timeline.feed(batch.samples, evaluate)
+        self._timeline.feed_batch(batch.columns, batch.samples, evaluate)
         return [e for c in self.checks for e in self._threshold(c, *series[c.fault])]
 
     def _threshold(self, check: ThresholdCheck, ts: array, cond: array, values: array) -> list[Event]:

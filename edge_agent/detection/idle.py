@@ -94,7 +94,7 @@ class IdleDetector:
     def process(self, batch: DetectionBatch) -> list[Event]:
         for fix in batch.fixes:
             self._on_fix(fix)
-        if not batch.samples:
+        if not batch.has_values():
             return []
         ts, cond, fuel, est = array("d"), array("B"), array("d"), array("d")
 
@@ -109,7 +109,7 @@ class IdleDetector:
                 fuel.append(self.estimate_lph if self.estimate_lph is not None else 0.0)
                 est.append(1.0)
 
-        self._timeline.feed(batch.samples, evaluate)
+        self._timeline.feed_batch(batch.columns, batch.samples, evaluate)
         if not ts:
             return []
         runs = native.kernel("runs")

@@ -86,7 +86,7 @@ class TripDetector:
                 self._where = (fix.lat, fix.lon)
                 if fix.speed_mps is not None:
                     self._gnss = (fix.speed_mps * 3.6, self._timeline.pending)
-        if not batch.samples:
+        if not batch.has_values():
             return []
         ts, cond, speed, fuel = array("d"), array("B"), array("d"), array("d")
         # The bus counters as they stood at each evaluation, so an event reads them at its own instant.
@@ -109,7 +109,7 @@ class TripDetector:
                 total[0] if total else None,
             ))
 
-        self._timeline.feed(batch.samples, evaluate)
+        self._timeline.feed_batch(batch.columns, batch.samples, evaluate)
         if not ts:
             return []
         runs = native.kernel("runs")

@@ -1,9 +1,10 @@
 """J1939 frame decoding: identifiers, mapped signals, transport sessions, DM1/DM2 and VIN.
 
-``J1939Decoder.decode_batch`` takes a batch of frames (as sources deliver them) and decodes every
-mapped signal of every frame in one ``j1939_decode`` kernel call; the kernel hands back the few
-frames that need Python (TP.CM / TP.DT to the transport reassembler, DM1/DM2 and the VIN to their
-parsers). A frame that cannot be
+``J1939Decoder.decode_batch`` takes a batch of frames (as sources deliver them; a ``FrameBlock``'s
+columns are used as they are) and decodes every mapped signal of every frame in one ``j1939_decode``
+kernel call. The values stay columns (``SampleColumns``: no ``Sample`` object per value); the kernel
+hands back the few frames that need Python (TP.CM / TP.DT to the transport reassembler, DM1/DM2 and
+the VIN to their parsers), and only those become ``RawFrame`` objects. A frame that cannot be
 decoded is counted by reason and skipped; nothing here raises for bad input.
 """
 
@@ -20,7 +21,15 @@ from edge_agent.decoding.compiled import compile_catalog
 from edge_agent.decoding.j1939.dm import parse_dm, parse_vin
 from edge_agent.decoding.j1939.tp import TransportReassembler
 from edge_agent.errors import DecodeError
-from edge_agent.model import DiagnosticMessage, RawFrame, Sample, VehicleId
+from edge_agent.model import (
+    EXTENDED_FLAG,
+    DiagnosticMessage,
+    FrameBlock,
+    RawFrame,
+    Sample,
+    SampleColumns,
+    VehicleId,
+)
 
 # SAE J1939-73 5.7.1 / 5.7.2: DM1 active and DM2 previously active DTCs; J1939-71: VI (VIN).
 PGN_DM1 = 65226
@@ -40,11 +49,21 @@ _PAD = bytes(8)
 
 @dataclass(slots=True)
 class DecodedBatch:
-    """What one batch of frames decoded to."""
+    """What one batch of frames decoded to.
 
-    samples: list[Sample] = field(default_factory=list)
+    ``columns`` holds the values the kernel decoded from single frames, in frame order; ``extra`` the
+    samples of reassembled (transport protocol) messages, which come after them.
+    """
+
+    columns: SampleColumns | None = None
+    extra: list[Sample] = field(default_factory=list)
     diagnostics: list[DiagnosticMessage] = field(default_factory=list)
     vehicle_ids: list[VehicleId] = field(default_factory=list)
+
+    @property
+    def samples(self) -> list[Sample]:
+        """Every decoded value as a ``Sample`` (columns first), for callers that want objects."""
+        return [*(self.columns.samples() if self.columns is not None else ()), *self.extra]
 
 
 class J1939Decoder:
@@ -59,22 +78,27 @@ class J1939Decoder:
         self._decode = native.kernel("j1939_decode").decode_frames
         self._last_expire = float("-inf")
         self._sources: dict[int, str] = {sa: f"j1939:0x{sa:02X}" for sa in range(256)}
+        # Column tables shared by every batch (the sampling gate caches its slots per table).
+        self._names = tuple(f.signal for f in self._arrays.fields)
+        self._units = tuple(f.unit for f in self._arrays.fields)
+        self._source_names = tuple(self._sources[sa] for sa in range(256))
+        self._gather = native.kernel("j1939_gather").gather
 
     def decode_batch(self, frames: Sequence[RawFrame]) -> DecodedBatch:
         out = DecodedBatch()
         if not frames:
             return out
-        ids = array("I", [(f.arbitration_id & 0x1FFFFFFF) | (0x80000000 if f.is_extended else 0) for f in frames])
-        data = b"".join([(f.data + _PAD)[:8] for f in frames])
-        dlc = array("B", [min(len(f.data), 8) for f in frames])
+        if isinstance(frames, FrameBlock):
+            ids, data, dlc, stamps = frames.ids, frames.data, frames.dlc, frames.timestamps
+        else:
+            ids = array("I", [(f.arbitration_id & 0x1FFFFFFF) | (EXTENDED_FLAG if f.is_extended else 0)
+                              for f in frames])
+            data = b"".join([(f.data + _PAD)[:8] for f in frames])
+            dlc = array("B", [min(len(f.data), 8) for f in frames])
+            stamps = array("d", [f.timestamp for f in frames])
         vframe, vfield, values, special, stats = self._decode(ids, data, dlc, *self._kernel_args, _SPECIAL)
-        fields = self._arrays.fields
-        sources = self._sources
-        samples = out.samples
-        for j in range(len(values)):
-            frame = frames[vframe[j]]
-            f = fields[vfield[j]]
-            samples.append(Sample(frame.timestamp, f.signal, values[j], sources[frame.arbitration_id & 0xFF], f.unit))
+        ts, source = self._gather(vframe, stamps, ids)
+        out.columns = SampleColumns(ts, vfield, source, values, self._names, self._units, self._source_names)
         decoded = stats[0]
         for i in special:
             frame = frames[i]
@@ -100,7 +124,7 @@ class J1939Decoder:
             counters.inc("signals_error_indicator", stats[3])
         if stats[4]:
             counters.decode_error("can_short_frame", stats[4])
-        counters.inc("samples", len(samples))
+        counters.inc("samples", len(values) + len(out.extra))
         return out
 
     def finish(self, now: float) -> None:
@@ -117,7 +141,7 @@ class J1939Decoder:
             self._counters.inc("signals_error_indicator", errors)
         source = self._sources[sa]
         ts = frame.timestamp
-        out.samples.extend(Sample(ts, f.signal, value, source, f.unit) for f, value in values)
+        out.extra.extend(Sample(ts, f.signal, value, source, f.unit) for f, value in values)
         return bool(values)
 
     def _whole_message(self, pgn: int, sa: int, ts: float, data: bytes, out: DecodedBatch) -> bool:

@@ -1,0 +1,3 @@
+from array import array
+
+def gather(value_frame: array, frame_ts: array, frame_ids: array) -> tuple[array, array]: ...
