@@ -185,11 +185,12 @@ def _check_answer(answer: Mapping[str, Any], ident: Identity) -> x509.Certificat
         cert = x509.load_pem_x509_certificate(str(answer["certificate_pem"]).encode("ascii"))
         ca = x509.load_pem_x509_certificate(str(answer["ca_chain_pem"]).encode("ascii"))
         csr = x509.load_pem_x509_csr(ident.csr.read_bytes())
-        cert.verify_directly_issued_by(ca)
     except (KeyError, ValueError, TypeError) as exc:
         raise ProvisionError(f"the cloud's answer holds no usable certificate: {exc}") from None
-    except InvalidSignature:
-        raise ProvisionError("the certificate does not verify against the CA chain sent with it") from None
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature) as exc:
+        raise ProvisionError(f"the certificate does not verify against the CA chain sent with it: {exc!r}") from None
     if cert.public_key() != csr.public_key():
         raise ProvisionError("the cloud's certificate is not for this device's TLS key")
     return cert

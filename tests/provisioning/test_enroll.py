@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import random
 import socket
 import stat
 import subprocess
@@ -31,10 +32,13 @@ from cloud_sync.broker_config import BrokerFiles
 from cloud_sync.store import make_engine
 from cloud_sync.store.devices import get_device
 from edge_agent.config import load_config
+from edge_agent.wire import decode_ack
+from edge_agent.wire.sign import load_private_key
 from provisioning.enroll import AGENT_TOML, CA_CHAIN, MARKER, STAGING, TLS_CERT
 from provisioning.identity import SIGNING_KEY, TLS_CSR, TLS_KEY, load_identity
+from tests.cloud_sync.helpers import SimDevice
 from tests.cloud_sync.mqtt_tls import connect
-from tests.mqtt_broker import READY_TIMEOUT_S, Mosquitto, free_port, mosquitto_or_skip
+from tests.mqtt_broker import READY_TIMEOUT_S, Mosquitto, Proc, free_port, mosquitto_or_skip
 
 REPO = Path(__file__).resolve().parents[2]
 VIN = "1M8GDM9AXKP042788"
@@ -223,3 +227,32 @@ def test_a_run_killed_between_renames_is_finished(cloud: Cloud, tmp_path: Path) 
     assert out.returncode == 0, out.stderr
     assert "resumed" in out.stdout
     assert_enrolled(d, cloud)
+
+
+def test_enrolled_device_batches_reach_the_store_through_the_tls_ingest_worker(cloud: Cloud, tmp_path: Path) -> None:
+    """The whole path with what provisioning produced: the device's certificate on the broker, the ingest
+    worker on its own certificate (``ingest.crt`` from broker-config), the batch signed with the enrolled
+    key, stored, and the ack delivered back on the device's own ack topic."""
+    d = tmp_path / "etc"
+    assert provision("init", "--dir", str(d)).returncode == 0
+    assert provision(*enroll_args(d, cloud.url, cloud.token())).returncode == 0
+    device_id = load_identity(d).device_id
+    worker = Proc("cloud_sync.worker", "--broker", f"127.0.0.1:{cloud.broker.port}", "--database", cloud.db_url,
+                  "--client-id", f"ingest-{device_id}", "--log-level", "WARNING", "--tls-ca", str(cloud.files.ca),
+                  "--tls-cert", str(cloud.files.ingest_cert), "--tls-key", str(cloud.files.ingest_key),
+                  log_path=tmp_path / "worker.log")
+    client = connect("127.0.0.1", cloud.broker.port, d / CA_CHAIN, device_id, d / TLS_CERT, d / TLS_KEY)
+    try:
+        worker.wait_line('"subscribed"')
+        assert client.connected.is_set(), client.connack
+        ack_topic = f"fleet/v1/{device_id}/ack"
+        assert not client.subscribe(ack_topic).is_failure
+        sim = SimDevice(device_id, key=load_private_key(d / SIGNING_KEY))
+        assert not client.publish(f"fleet/v1/{device_id}/batch",
+                                  sim.batch(sim.records(random.Random(5), 30))).is_failure
+        client.wait("the cloud's ack", lambda: bool(client.received(ack_topic)))
+        ack = decode_ack(client.received(ack_topic)[0])
+        assert (ack.status, ack.stored) == ("committed", 30), ack
+    finally:
+        client.close()
+        worker.terminate()
