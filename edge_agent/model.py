@@ -262,8 +262,14 @@ class FrameBlock(Sequence[RawFrame]):
                         self.channels[self.channel[i]])
 
     def __iter__(self) -> Iterator[RawFrame]:
-        for i in range(len(self.ids)):
-            yield self[i]
+        # One pass over the columns (no __getitem__ call per frame): list(block) is the RawFrame path.
+        data, long_data, channels = self.data, self.long_data, self.channels
+        columns = zip(self.timestamps, self.ids, self.dlc, self.channel, strict=True)
+        for i, (ts, can_id, n, ch) in enumerate(columns):
+            payload = long_data.get(i) if long_data else None
+            if payload is None:
+                payload = data[8 * i: 8 * i + n]
+            yield RawFrame(ts, can_id & _ID_MASK, payload, can_id >= EXTENDED_FLAG, channels[ch])
 
 
 class SampleColumns:
