@@ -19,6 +19,7 @@ import stat
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -204,13 +205,16 @@ def test_lost_answer_and_leftover_staging_are_resumed(cloud: Cloud, tmp_path: Pa
                        "profile": PROFILE}).encode()
     request = urllib.request.Request(cloud.url + "/v1/enroll", data=body, method="POST",
                                      headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as r:
-        lost = json.loads(r.read())
+    try:
+        with urllib.request.urlopen(request, timeout=30) as r:
+            lost = json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        raise AssertionError(f"the cloud refused the first enrolment: {exc.code} {exc.read()!r}") from None
     (d / STAGING).mkdir()
     (d / STAGING / TLS_CERT).write_text("half a certifi")
     out = provision("--json", *enroll_args(d, cloud.url, token))
     assert out.returncode == 0, out.stdout + out.stderr
-    assert json.loads(out.stdout)["resumed"] is True
+    assert json.loads(out.stdout)["resumed"] is True, out.stdout
     assert_enrolled(d, cloud)
     assert (d / TLS_CERT).read_text() == lost["certificate_pem"]  # the certificate the cloud issued, once
 
