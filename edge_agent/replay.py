@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from edge_agent.counters import Counters
 from edge_agent.detection import Detector
-from edge_agent.model import RawFrame, TimedLine
+from edge_agent.model import FrameBlock, RawFrame, TimedLine
 from edge_agent.outbox import Outbox
 from edge_agent.pipeline import Pipeline
 from edge_agent.sources import FrameSource, LineSource
@@ -41,39 +42,51 @@ class ReplayOptions:
 def _drain(
     pipeline: Pipeline, can: FrameSource | None, gnss: LineSource | None
 ) -> None:
-    frames: deque[RawFrame] = deque()
+    # Frames stay columns (a FrameBlock and how much of it was handed over) when the source has them.
+    read_block = getattr(can, "read_block", None)
+    block: Sequence[RawFrame] = ()
+    head = 0
     lines: deque[TimedLine] = deque()
     can_open, gnss_open = can is not None, gnss is not None
     while True:
-        if can_open and not frames and can is not None:
-            batch = can.read_batch(BATCH_FRAMES, 0.05)
+        if can_open and head >= len(block) and can is not None:
+            batch = read_block(BATCH_FRAMES, 0.05) if read_block is not None else can.read_batch(BATCH_FRAMES, 0.05)
             if batch is None:
                 can_open = False
             else:
-                frames.extend(batch)
+                block, head = batch, 0
         if gnss_open and not lines and gnss is not None:
             got = gnss.read_lines(0.05)
             if got is None:
                 gnss_open = False
             else:
                 lines.extend(got)
-        if not frames and not lines:
+        have_frames = head < len(block)
+        if not have_frames and not lines:
             if not can_open and not gnss_open:
                 return
             continue
+        first_ts = _frame_ts(block, head) if have_frames else float("inf")
         # Hand over whichever stream is earlier, up to the other stream's head time.
-        if lines and (not frames or lines[0].received_at < frames[0].timestamp):
-            limit = frames[0].timestamp if frames else float("inf")
+        if lines and (not have_frames or lines[0].received_at < first_ts):
             out_lines = []
-            while lines and lines[0].received_at <= limit:
+            while lines and lines[0].received_at <= first_ts:
                 out_lines.append(lines.popleft())
             pipeline.on_lines(out_lines)
         else:
             limit = lines[0].received_at if lines else float("inf")
-            out_frames = []
-            while frames and frames[0].timestamp <= limit:
-                out_frames.append(frames.popleft())
-            pipeline.on_frames(out_frames)
+            end = head
+            if limit == float("inf"):
+                end = len(block)
+            else:
+                while end < len(block) and _frame_ts(block, end) <= limit:
+                    end += 1
+            pipeline.on_frames(block[head:end] if (head, end) != (0, len(block)) else block)
+            head = end
+
+
+def _frame_ts(frames: Sequence[RawFrame], i: int) -> float:
+    return frames.timestamps[i] if isinstance(frames, FrameBlock) else frames[i].timestamp
 
 
 def _detectors(options: ReplayOptions, profile: Profile, counters: Counters) -> dict[str, Detector]:
