@@ -23,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from edge_agent.model import RawFrame
 from hil.gnss_sim import GnssSimulator, PtyGnss, Route
 from hil.record_truck import truck_frames
 from hil.slcan_adapter import SlcanEmulator
@@ -54,6 +55,27 @@ quota_mb = 64
 """
 
 
+class UdpFeeder:
+    """Frames onto python-can's ``udp_multicast`` bus (a private group per run), for the agent to read."""
+
+    def __init__(self) -> None:
+        import random
+
+        import can
+
+        self.port = f"239.74.{random.randrange(1, 255)}.{random.randrange(1, 255)}"
+        self._bus = can.Bus(interface="udp_multicast", channel=self.port)
+        self._message = can.Message
+        self.is_open = True  # the agent opens its own socket; there is nothing to wait for
+
+    def inject(self, *frames: RawFrame) -> None:
+        for f in frames:
+            self._bus.send(self._message(arbitration_id=f.arbitration_id, data=f.data, is_extended_id=f.is_extended))
+
+    def close(self) -> None:
+        self._bus.shutdown()
+
+
 def _proc_cpu_s(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     # utime and stime are fields 14 and 15 of proc(5) (12 and 13 after the ")" split).
@@ -74,24 +96,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--rate", type=int, default=2000, help="CAN frames per second")
     parser.add_argument("--gnss-hz", type=float, default=10.0)
+    parser.add_argument(
+        "--transport", choices=("slcan", "udp_multicast"), default="slcan",
+        help="slcan: a USB-serial adapter emulated on a pty (python-can reads it a byte at a time); "
+        "udp_multicast: python-can's cross-process virtual bus (needs msgpack), closer to SocketCAN's cost",
+    )
     args = parser.parse_args(argv)
 
     frames = list(itertools.islice(truck_frames(cycles=3), int(args.rate * (args.seconds + WARMUP_S + 2))))
     per_tick = max(1, round(args.rate * TICK_S))
-    can = SlcanEmulator()
+    can = SlcanEmulator() if args.transport == "slcan" else UdpFeeder()
     route = Route([(45.746, 4.842), (45.748, 4.844), (45.750, 4.850), (45.760, 4.860)], speed_mps=10.0)
     gnss = PtyGnss(GnssSimulator(route, time.time()), rate_hz=args.gnss_hz)
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
         config = Path(tmp) / "agent.toml"
-        config.write_text(CONFIG.format(data=data, can=can.port, gnss=gnss.port))
+        text = CONFIG.format(data=data, can=can.port, gnss=gnss.port)
+        if args.transport == "udp_multicast":
+            text = text.replace('interface = "slcan"', 'interface = "udp_multicast"').replace(
+                "options = { sleep_after_open = 0 }\n", "")
+        config.write_text(text)
         log = open(Path(tmp) / "agent.log", "wb")  # noqa: SIM115 - the child's log, closed below
-        proc = subprocess.Popen([sys.executable, "-m", "edge_agent.cli", "run", "--config", str(config)],
+        # FLEET_BENCH_PROFILE=out.prof runs the agent under cProfile (written when it stops on SIGTERM).
+        profile = os.environ.get("FLEET_BENCH_PROFILE")
+        prefix = ["-m", "cProfile", "-o", profile] if profile else []
+        proc = subprocess.Popen([sys.executable, *prefix, "-m", "edge_agent.cli", "run", "--config", str(config)],
                                 stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
         try:
             deadline = time.monotonic() + 30
             while not can.is_open and time.monotonic() < deadline:
                 time.sleep(0.05)
+            time.sleep(1.0)  # the agent's imports and sockets, before the first frame
             if not can.is_open:
                 raise SystemExit("the agent did not open the CAN adapter: " + (Path(tmp) / "agent.log").read_text())
             gnss.start()
