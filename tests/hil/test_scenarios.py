@@ -26,10 +26,11 @@ def _cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
 
 
 # Tests that run an agent process run its detectors' native kernels (compiled, or the pure twins under
-# FLEET_PURE_PYTHON=1, which the agent inherits): they are marked native.
-@pytest.mark.native
+# FLEET_PURE_PYTHON=1, which the agent inherits). The depot scenario (the one with idle, faults,
+# geofences and trips) is marked native so CI's twin run plays it too; the others exercise the rig,
+# not the kernels, and run once (CI's time budget).
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["depot_idle_fault", "van_obd"])
+@pytest.mark.parametrize("name", [pytest.param("depot_idle_fault", marks=pytest.mark.native), "van_obd"])
 def test_bundled_scenario_passes_through_the_cli(name: str, tmp_path: Path) -> None:
     out = _cli("run", name, "--json", "--workdir", str(tmp_path))
     assert out.returncode == 0, out.stdout + out.stderr
@@ -86,7 +87,6 @@ where = { duration_s = { min = 600 } }
 """
 
 
-@pytest.mark.native
 def test_unmet_expectations_report_fail_and_exit_non_zero(tmp_path: Path) -> None:
     path = tmp_path / "short.toml"
     path.write_text(SHORT)
@@ -109,7 +109,6 @@ def test_unmet_expectations_report_fail_and_exit_non_zero(tmp_path: Path) -> Non
     assert "short_truck: FAILED (2/4)" in text.stdout
 
 
-@pytest.mark.native
 def test_run_scenario_fixture(run_scenario, tmp_path: Path) -> None:
     path = tmp_path / "short.toml"
     # Only the expectations that hold: the idle starts; it has not ended (the ignition went off with
@@ -226,7 +225,6 @@ def test_cli_check_reports_the_field_and_exits_2(tmp_path: Path) -> None:
     assert out.returncode == 2 and "not valid TOML" in out.stderr
 
 
-@pytest.mark.native
 @pytest.mark.slow
 def test_cloud_scenario_is_checked_against_what_the_cloud_stored(tmp_path: Path) -> None:
     """The depot scenario with ``[cloud]``: Mosquitto, the cloud store and a worker; the agent SIGKILLed
