@@ -101,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
         help="slcan: a USB-serial adapter emulated on a pty (python-can reads it a byte at a time); "
         "udp_multicast: python-can's cross-process virtual bus (needs msgpack), closer to SocketCAN's cost",
     )
+    parser.add_argument(
+        "--dev-venv", dest="vehicle_image", action="store_false",
+        help="let the agent import NumPy if this venv has it (the vehicle install has not)",
+    )
     args = parser.parse_args(argv)
 
     frames = list(itertools.islice(truck_frames(cycles=3), int(args.rate * (args.seconds + WARMUP_S + 2))))
@@ -120,7 +124,14 @@ def main(argv: list[str] | None = None) -> int:
         # FLEET_BENCH_PROFILE=out.prof runs the agent under cProfile (written when it stops on SIGTERM).
         profile = os.environ.get("FLEET_BENCH_PROFILE")
         prefix = ["-m", "cProfile", "-o", profile] if profile else []
-        proc = subprocess.Popen([sys.executable, *prefix, "-m", "edge_agent.cli", "run", "--config", str(config)],
+        if args.vehicle_image:
+            # The vehicle installs the base dependencies only, which do not include NumPy; this
+            # development venv has it (for shapely), and sqlite-utils imports it when present.
+            command = [sys.executable, "-c", "import sys; sys.modules['numpy'] = None; "
+                       "from edge_agent.cli import main; sys.exit(main(sys.argv[1:]))"]
+        else:
+            command = [sys.executable, *prefix, "-m", "edge_agent.cli"]
+        proc = subprocess.Popen([*command, "run", "--config", str(config)],
                                 stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
         try:
             deadline = time.monotonic() + 30
@@ -172,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         ("agent CPU over window", f"{cpu:.2f} s in {wall:.1f} s = {100 * cpu / wall:.2f} % of one core"),
         ("agent RSS now / peak", f"{rss:.1f} MB / {hwm:.1f} MB"),
         ("agent exit code after SIGTERM", str(rc)),
+        ("agent modules", "vehicle install (NumPy absent)" if args.vehicle_image else "this dev venv"),
     ]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:

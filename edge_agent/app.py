@@ -64,9 +64,17 @@ def build_can(config: AgentConfig, counters: Counters) -> FrameSource | None:
     from edge_agent.sources.can_bus import CanBusSource, CanFilter
 
     filters = [CanFilter(f.can_id, f.can_mask, f.extended) for f in config.can.filters]
+    options = dict(config.can.options)
+    if config.can.interface == "slcan" and options.pop("driver", "burst") != "python-can":
+        from edge_agent.sources.slcan import SlcanSource
+
+        # python-can's slcan option names map onto ours; the rest are python-can's alone.
+        return SlcanSource(config.can.channel, bitrate=config.can.bitrate, counters=counters, filters=filters,
+                           serial_baudrate=int(options.get("tty_baudrate", 115_200)),
+                           listen_only=bool(options.get("listen_only", False)))
     return CanBusSource(
         config.can.interface, config.can.channel, bitrate=config.can.bitrate, filters=filters,
-        counters=counters, **dict(config.can.options),
+        counters=counters, **options,
     )
 
 
