@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         stop = True
 
     signal.signal(signal.SIGTERM, on_term)
+    print("ready", flush=True)  # the test's SIGTERM must not arrive before the handler is in place
     uplink.start()
     state = outbox.get_state("feeder") or {}
     n = int(state.get("next", 0))  # type: ignore[call-overload]

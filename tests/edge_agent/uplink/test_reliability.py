@@ -81,6 +81,8 @@ def test_ten_thousand_records_through_forty_kills(tmp_path: Path, broker: Mosqui
             return feeder_next(outbox) == TOTAL and outbox_rows(outbox) == 0
 
         wait_for(settled, "every record appended and acked", timeout=120)
+        # The last restart may have happened just now: SIGTERM it only once its handler is installed.
+        agent.wait_line("ready")
     finally:
         agent_rc = agent.terminate()
         worker_rc = worker.terminate()
