@@ -147,10 +147,12 @@ class MqttTransport:
     def publish(self, topic: str, payload: bytes) -> int | None:
         """Hand a QoS 1 message to paho; its mid, or None if paho's queue is full (``max_queued``)."""
         info = self._client.publish(topic, payload, qos=1)
-        # NO_CONN: paho keeps a QoS 1 message and sends it after the reconnect, so it is accepted.
-        if info.rc in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
-            return info.mid
-        return None
+        # Only a full queue means paho dropped the message. With any other code (NO_CONN, CONN_LOST
+        # while writing, ...) paho keeps a QoS 1 message in its session and sends it after the
+        # reconnect, so it counts as published; the ack timeout covers a message that never arrives.
+        if info.rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE:
+            return None
+        return info.mid
 
     def poll(self) -> list[Event]:
         """Every event waiting, oldest first, without blocking."""

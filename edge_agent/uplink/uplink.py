@@ -234,13 +234,16 @@ class Uplink:
             if built is None:
                 return
             blob, ids = built
+            key = (self.chain.boot_epoch, self.chain.seq)
             mid = self.transport.publish(self.topic, blob)
+            # The sequence number is spent even when the publish is refused: MQTT clients may still
+            # deliver a message they reported as failed, and an ack names only (epoch, seq), so a
+            # number reused for other rows could let one batch's ack delete another's rows.
+            self.chain.advance(batch_hash(blob))
             if mid is None:
                 self.outbox.release(ids)
                 self.counters.inc("publish_refused")
                 return
-            key = (self.chain.boot_epoch, self.chain.seq)
-            self.chain.advance(batch_hash(blob))
             self._inflight[key] = InFlight(key, ids, mid, now)
             self._by_mid[mid] = key
             self._last_sent = now
