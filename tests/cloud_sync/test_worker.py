@@ -18,19 +18,9 @@ from cloud_sync.store import make_engine, migrate, schema
 from cloud_sync.worker import device_of, parse_broker, shared_filter
 from edge_agent.wire import Ack, decode_ack
 from tests.cloud_sync.helpers import T0, SimDevice
-from tests.mqtt_broker import Mosquitto, ingest_worker, mosquitto_or_skip
+from tests.mqtt_broker import Mosquitto, ingest_worker
 
 WAIT_S = 60.0  # a hang guard on real processes, not a speed assertion
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    b = Mosquitto(mosquitto_or_skip(), tmp_path / "broker")
-    b.start()
-    try:
-        yield b
-    finally:
-        b.stop()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import Iterator
 
 import can
 import pytest
@@ -138,15 +137,6 @@ def test_missing_serial_port_for_slcan_raises_source_error() -> None:
 
 
 # --- slcan over a real pty -------------------------------------------------------------------
-
-
-@pytest.fixture
-def emulator() -> Iterator[SlcanEmulator]:
-    emu = SlcanEmulator()
-    try:
-        yield emu
-    finally:
-        emu.close()
 
 
 def test_slcan_pty_receive_and_send(emulator: SlcanEmulator) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -13,15 +12,6 @@ from edge_agent.model import RawFrame
 from edge_agent.sources.can_bus import CanFilter
 from edge_agent.sources.slcan import SlcanSource
 from hil.slcan_adapter import SlcanEmulator
-
-
-@pytest.fixture
-def emulator() -> Iterator[SlcanEmulator]:
-    emu = SlcanEmulator()
-    try:
-        yield emu
-    finally:
-        emu.close()
 
 
 def _read(src: SlcanSource, n: int, timeout: float = 5.0) -> list[RawFrame]:

@@ -23,7 +23,7 @@ from edge_agent.model import Priority, Record
 from edge_agent.outbox import Outbox
 from edge_agent.uplink import MqttTransport, Uplink, UplinkSettings
 from edge_agent.wire.sign import public_key_pem
-from tests.mqtt_broker import Mosquitto, mosquitto_or_skip
+from tests.mqtt_broker import Mosquitto
 
 DEVICE = "truck-0042"
 #: A hang guard for waits on real processes, not a speed assertion: generous on a loaded machine.
@@ -50,16 +50,6 @@ def positions(n: int, t0: float = T0) -> list[Record]:
 
 def fault(t: float, spn: int = 110) -> Record:
     return Record("dtc_active", Priority.FAULT, t, {"spn": spn, "fmi": 0, "oc": 1})
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    b = Mosquitto(mosquitto_or_skip(), tmp_path / "broker")
-    b.start()
-    try:
-        yield b
-    finally:
-        b.stop()
 
 
 @dataclass
