@@ -16,6 +16,7 @@ from edge_agent.decoding.obd.poller import ObdPoller
 from edge_agent.detection.build import build_detectors
 from edge_agent.outbox import Outbox
 from edge_agent.pipeline import Pipeline
+from edge_agent.privacy import PrivacyGate, read_switch
 from edge_agent.sources import FrameSource, LineSource
 from edge_agent.uplink import Uplink, build_uplink
 from firmware_profiles import Profile, load_profile
@@ -94,7 +95,8 @@ def build_agent(config: AgentConfig) -> Agent:
     outbox = Outbox(config.outbox_path, quota_bytes=config.quota_bytes, counters=counters)
     try:
         detectors = build_detectors(profile, config, counters)
-        pipeline = Pipeline(profile, outbox, counters, detectors=detectors)
+        privacy = PrivacyGate(config.privacy, read_switch(config.data_dir))
+        pipeline = Pipeline(profile, outbox, counters, detectors=detectors, privacy=privacy)
         pipeline.restore_from_outbox()
         uplink = build_uplink(config.uplink, config.device_id, outbox, counters) if config.uplink else None
         can = build_can(config, counters)

@@ -1,4 +1,4 @@
-"""``fleet-agent``: the vehicle's command line: ``run`` (the daemon), ``status``, ``replay``."""
+"""``fleet-agent``: the vehicle's command line: ``run`` (the daemon), ``status``, ``replay``, ``private``."""
 
 from __future__ import annotations
 
@@ -38,6 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="show a running agent's counters and outbox")
     status.add_argument("--config", required=True, help="agent.toml of the agent to inspect")
     status.add_argument("--json", action="store_true", help="print the raw status JSON")
+    private = sub.add_parser("private", help="the driver's private-mode switch (where fleet policy allows it)",
+                             description="on: send no location; off: send it even outside working hours; "
+                             "auto: follow the working-hours schedule of [privacy].")
+    private.add_argument("mode", choices=("on", "off", "auto"))
+    private.add_argument("--config", required=True, help="agent.toml of the agent")
     return parser
 
 
@@ -45,6 +50,22 @@ def _run(args: argparse.Namespace) -> int:
     from edge_agent.daemon import run_daemon
 
     return run_daemon(args.config)
+
+
+def _private(args: argparse.Namespace) -> int:
+    import time
+
+    from edge_agent.config import load_config
+    from edge_agent.privacy import write_switch
+
+    config = load_config(args.config)
+    if not config.privacy.allowed:
+        print("fleet-agent private: refused: fleet policy does not allow private mode on this vehicle "
+              "([privacy] allowed = false)", file=sys.stderr)
+        return 1
+    write_switch(config.data_dir, {"on": True, "off": False, "auto": None}[args.mode], time.time())
+    print(f"private mode {args.mode}: the agent applies it within {config.status_interval_s:g} s")
+    return 0
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -122,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
         if args.command == "status":
             return _status(args)
+        if args.command == "private":
+            return _private(args)
     except FleetError as exc:
         print(f"fleet-agent {args.command}: {exc}", file=sys.stderr)
         return 1

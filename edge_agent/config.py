@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.errors import ConfigError
+from edge_agent.privacy import PrivacyPolicy, parse_policy
 from edge_agent.uplink.settings import UplinkSettings
 from edge_agent.wire.model import MAX_RECORDS_PER_BATCH
 
@@ -64,6 +65,8 @@ class AgentConfig:
     source: Path
     #: None: no ``[uplink]`` section, records stay in the outbox (a logger-only install).
     uplink: UplinkSettings | None = None
+    #: ``[privacy]``: when the vehicle sends no location (``edge_agent.privacy``); default never.
+    privacy: PrivacyPolicy = field(default_factory=PrivacyPolicy)
 
 
 def _table(data: Mapping[str, Any], key: str, allowed: set[str]) -> Mapping[str, Any] | None:
@@ -192,7 +195,7 @@ def _uplink(data: Mapping[str, Any], data_dir: Path) -> UplinkSettings | None:
 
 def parse_config(data: Mapping[str, Any], source: Path) -> AgentConfig:
     """Validate a parsed TOML document; relative paths are taken from ``agent.data_dir``."""
-    unknown = set(data) - {"agent", "can", "gnss", "outbox", "detection", "uplink"}
+    unknown = set(data) - {"agent", "can", "gnss", "outbox", "detection", "uplink", "privacy"}
     if unknown:
         raise ConfigError(f"{sorted(unknown)[0]}: unknown section")
     agent = _table(data, "agent", {"device_id", "profile", "data_dir", "status_interval_s"})
@@ -229,6 +232,8 @@ def parse_config(data: Mapping[str, Any], source: Path) -> AgentConfig:
         thresholds={k: float(v) for k, v in thresholds.items()},
         source=source,
         uplink=_uplink(data, data_dir),
+        privacy=parse_policy(_table(data, "privacy", {"allowed", "outside_working_hours", "working_hours",
+                                                      "timezone"})),
     )
 
 

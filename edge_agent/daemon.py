@@ -21,6 +21,7 @@ from edge_agent.config import AgentConfig, load_config
 from edge_agent.decoding.obd.poller import drive
 from edge_agent.detection.build import build_detectors
 from edge_agent.errors import FleetError, OutboxError
+from edge_agent.privacy import read_switch
 from edge_agent.sources import FrameSink
 from edge_agent.status import write_status
 
@@ -66,6 +67,8 @@ class Daemon:
             profile = profile_for(config)
             detectors = build_detectors(profile, config, self.agent.counters)
             self.agent.pipeline.replace_detectors(detectors)
+            if self.agent.pipeline.privacy is not None:
+                self.agent.pipeline.privacy.policy = config.privacy
         except FleetError as exc:
             log.error("reload refused, keeping the running configuration: %s", exc)
             return
@@ -86,6 +89,7 @@ class Daemon:
             "outbox": {"depth": agent.outbox.depth(), "bytes": agent.outbox.bytes_used(),
                        "by_kind": agent.outbox.counts_by_kind()},
             "uplink": agent.uplink.status() if agent.uplink is not None else None,
+            "privacy": agent.pipeline.privacy.state() if agent.pipeline.privacy is not None else None,
         }
 
     def _acquire(self, agent: Agent) -> None:
@@ -144,6 +148,8 @@ class Daemon:
             if agent.uplink is not None:
                 agent.uplink.tick(now)
             if now >= next_status:
+                if pipeline.privacy is not None:
+                    pipeline.set_private_switch(read_switch(cfg.data_dir))
                 self._write_status()
                 next_status = now + cfg.status_interval_s
             if watchdog is not None and now >= next_watchdog:

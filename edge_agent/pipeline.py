@@ -10,8 +10,9 @@ for their source, so a DM1 repeated every second costs nothing until a lamp or a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from edge_agent.counters import Counters
 from edge_agent.decoding.catalog import SignalCatalog
@@ -33,6 +34,7 @@ from edge_agent.model import (
     VehicleId,
 )
 from edge_agent.outbox import Outbox
+from edge_agent.privacy import LOCATION_DETECTORS, PrivacyGate
 from edge_agent.sampling import SampleGate
 from firmware_profiles import Profile
 
@@ -43,6 +45,10 @@ POSITION_RATE_HZ = 1.0
 FLUSH_RECORDS = 2000
 #: Outbox state key under which the detectors' state is committed with every flush.
 DETECTOR_STATE_KEY = "detectors"
+#: Outbox state key of the private-mode gate (committed with every flush, like the detectors').
+PRIVACY_STATE_KEY = "privacy"
+#: Private mode is re-evaluated at most this often (seconds of device time) on CAN-only input.
+PRIVACY_TICK_S = 1.0
 
 
 @dataclass(slots=True)
@@ -61,10 +67,13 @@ class Pipeline:
     """Decodes frames and lines for one vehicle profile and appends records to an outbox."""
 
     def __init__(
-        self, profile: Profile, outbox: Outbox, counters: Counters, *, detectors: Mapping[str, Detector] | None = None
+        self, profile: Profile, outbox: Outbox, counters: Counters, *, detectors: Mapping[str, Detector] | None = None,
+        privacy: PrivacyGate | None = None,
     ) -> None:
         self.profile = profile
         self.detectors: dict[str, Detector] = dict(detectors or {})
+        self.privacy = privacy
+        self._privacy_checked = -math.inf
         self.counters = counters
         self.findings = Findings()
         self._outbox = outbox
@@ -88,6 +97,7 @@ class Pipeline:
             return
         # Sources count what they read ("frames", "lines"); the pipeline counts what it made of it.
         self._last_frame_ts = frames[-1].timestamp
+        self._privacy_tick(self._last_frame_ts)
         if self._obd is not None:
             self._on_obd(frames)
             return
@@ -116,10 +126,48 @@ class Pipeline:
         self._maybe_flush()
 
     def _on_fixes(self, fixes: list[Fix]) -> None:
+        if self.privacy is None:
+            for fix in fixes:
+                self._on_fix(fix)
+            if fixes and self.detectors:
+                self._detect(DetectionBatch(fixes=fixes))
+            return
+        # Private fixes are never stored; detectors see them without a position (speed still counts).
+        run: list[Fix] = []
         for fix in fixes:
-            self._on_fix(fix)
-        if fixes and self.detectors:
-            self._detect(DetectionBatch(fixes=fixes))
+            was = self.privacy.private
+            self._privacy_tick(fix.timestamp, force=True)
+            if self.privacy.private != was and run:
+                self._detect_fixes(run, private=was)
+                run = []
+            if self.privacy.private:
+                self.privacy.add_fix(fix)
+                run.append(replace(fix, lat=math.nan, lon=math.nan))
+            else:
+                self._on_fix(fix)
+                run.append(fix)
+        if run:
+            self._detect_fixes(run, private=self.privacy.private)
+
+    def _detect_fixes(self, fixes: list[Fix], *, private: bool) -> None:
+        if self.detectors:
+            self._detect(DetectionBatch(fixes=fixes), skip=LOCATION_DETECTORS if private else frozenset())
+
+    def _privacy_tick(self, timestamp: float, *, force: bool = False) -> None:
+        if self.privacy is None or (not force and timestamp - self._privacy_checked < PRIVACY_TICK_S):
+            return
+        self._privacy_checked = timestamp
+        events = self.privacy.update(timestamp)
+        if events:
+            self._states_dirty = True
+            self.counters.inc("events", len(events))
+            self._buffer.extend(e.to_record() for e in events)
+
+    def set_private_switch(self, switch: bool | None) -> None:
+        """The driver's switch changed (``fleet-agent private``); takes effect at the next input."""
+        if self.privacy is not None and switch != self.privacy.switch:
+            self.privacy.switch = switch
+            self._privacy_checked = -math.inf
 
     def finish(self) -> None:
         """End of input: emit pending epochs, time out open sessions, and flush to the outbox."""
@@ -131,11 +179,14 @@ class Pipeline:
 
     # -- detection -------------------------------------------------------------------------------
 
-    def _detect(self, batch: DetectionBatch) -> None:
+    def _detect(self, batch: DetectionBatch, skip: frozenset[str] = frozenset()) -> None:
         self._states_dirty = True
         events: list[Event] = []
-        for detector in self.detectors.values():
-            events.extend(detector.process(batch))
+        for name, detector in self.detectors.items():
+            if name not in skip:
+                events.extend(detector.process(batch))
+        if events and self.privacy is not None and self.privacy.private:
+            events = self.privacy.scrub_events(events)
         if events:
             self.counters.inc("events", len(events))
             events.sort(key=lambda e: e.timestamp)
@@ -165,11 +216,15 @@ class Pipeline:
         """
         if not self._buffer and not self._states_dirty:
             return
-        state = {DETECTOR_STATE_KEY: self.detector_states()} if self.detectors else None
+        state: dict[str, Mapping[str, object]] | None = (
+            {DETECTOR_STATE_KEY: self.detector_states()} if self.detectors else None
+        )
+        if self.privacy is not None:
+            state = {**(state or {}), PRIVACY_STATE_KEY: self.privacy.state()}
         if self._buffer:
             self._outbox.append(self._buffer, state=state)
         elif state is not None:
-            self._outbox.put_state(DETECTOR_STATE_KEY, state[DETECTOR_STATE_KEY])
+            self._outbox.append([], state=state)
         self._buffer = []
         self._states_dirty = False
 
@@ -178,6 +233,9 @@ class Pipeline:
         saved = self._outbox.get_state(DETECTOR_STATE_KEY)
         if saved:
             self.restore_detector_states({k: v for k, v in saved.items() if isinstance(v, dict)})
+        privacy = self._outbox.get_state(PRIVACY_STATE_KEY) if self.privacy is not None else None
+        if privacy and self.privacy is not None:
+            self.privacy.restore(privacy)
 
     # -- routing ---------------------------------------------------------------------------------
 

@@ -85,9 +85,11 @@ class IdleDetector:
         return not (pto is not None and int(pto) not in PTO_NOT_ENGAGED and int(pto) != PTO_NOT_AVAILABLE)
 
     def _on_fix(self, fix: Fix) -> None:
-        if not fix.valid or not (math.isfinite(fix.lat) and math.isfinite(fix.lon)):
+        if not fix.valid:
             return
-        self._where = (fix.lat, fix.lon)
+        # A private-mode fix (edge_agent.privacy) comes without a position; its speed still counts.
+        if math.isfinite(fix.lat) and math.isfinite(fix.lon):
+            self._where = (fix.lat, fix.lon)
         if fix.speed_mps is not None:
             self._gnss = (fix.speed_mps, self._timeline.pending)
 

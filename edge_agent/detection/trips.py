@@ -82,10 +82,13 @@ class TripDetector:
 
     def process(self, batch: DetectionBatch) -> list[Event]:
         for fix in batch.fixes:
-            if fix.valid and math.isfinite(fix.lat) and math.isfinite(fix.lon):
+            if not fix.valid:
+                continue
+            # A private-mode fix (edge_agent.privacy) comes without a position; its speed still counts.
+            if math.isfinite(fix.lat) and math.isfinite(fix.lon):
                 self._where = (fix.lat, fix.lon)
-                if fix.speed_mps is not None:
-                    self._gnss = (fix.speed_mps * 3.6, self._timeline.pending)
+            if fix.speed_mps is not None:
+                self._gnss = (fix.speed_mps * 3.6, self._timeline.pending)
         if not batch.has_values():
             return []
         ts, cond, speed, fuel = array("d"), array("B"), array("d"), array("d")
