@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 from cloud_sync.api import api_router
-from cloud_sync.api.deps import Services
+from cloud_sync.api.deps import Services, authorize
 from cloud_sync.ingest import Ingestor
 from cloud_sync.metrics import Metrics
 from cloud_sync.settings import Settings
@@ -24,7 +24,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
     if run_migrations:
         migrate(engine)
     app = FastAPI(title="Fleet telematics cloud", version="1",
-                  description="Signed store-and-forward ingest of vehicle batches, and the fleet staff API.")
+                  description="Signed store-and-forward ingest of vehicle batches, and the fleet staff API.",
+                  dependencies=[Depends(authorize)])  # every route: cloud_sync.api.access.ACCESS, deny by default
     app.state.services = Services(settings, engine, Ingestor(engine, Metrics()))
     app.include_router(api_router)
     app.add_exception_handler(OperationalError, _store_unavailable)

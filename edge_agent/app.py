@@ -11,6 +11,8 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 
 from edge_agent.config import AgentConfig
+from edge_agent.config_push.apply import apply_running, build_effective
+from edge_agent.config_push.receiver import ConfigReceiver, open_receiver
 from edge_agent.counters import Counters
 from edge_agent.decoding.obd.poller import ObdPoller
 from edge_agent.detection.build import build_detectors
@@ -18,7 +20,8 @@ from edge_agent.outbox import Outbox
 from edge_agent.pipeline import Pipeline
 from edge_agent.privacy import PrivacyGate, read_switch
 from edge_agent.sources import FrameSource, LineSource
-from edge_agent.uplink import Uplink, build_uplink
+from edge_agent.uplink import MqttTransport, Uplink, build_uplink
+from edge_agent.wire.config import config_topic
 from firmware_profiles import Profile, load_profile
 
 log = logging.getLogger(__name__)
@@ -39,6 +42,8 @@ class Agent:
     poller: ObdPoller | None = None
     #: The MQTT uplink (with an ``[uplink]`` section); the daemon starts it and ticks it after each flush.
     uplink: Uplink | None = None
+    #: Signed config pushes (with a ``[config_push]`` section); the daemon ticks it each round.
+    config_push: ConfigReceiver | None = None
 
     def close(self) -> None:
         for source in (self.can, self.gnss):
@@ -94,11 +99,19 @@ def build_agent(config: AgentConfig) -> Agent:
     profile = profile_for(config)
     outbox = Outbox(config.outbox_path, quota_bytes=config.quota_bytes, counters=counters)
     try:
-        detectors = build_detectors(profile, config, counters)
+        receiver = None
+        if config.config_push is None:
+            detectors = build_detectors(profile, config, counters)
+        else:
+            receiver = open_receiver(config.device_id, config.config_push, counters, lambda r: outbox.append([r]))
+            # The stored pushed config (or the last known good one) on top of agent.toml.
+            profile, detectors = receiver.start(lambda pushed: build_effective(config, pushed, counters))
         privacy = PrivacyGate(config.privacy, read_switch(config.data_dir))
         pipeline = Pipeline(profile, outbox, counters, detectors=detectors, privacy=privacy)
         pipeline.restore_from_outbox()
         uplink = build_uplink(config.uplink, config.device_id, outbox, counters) if config.uplink else None
+        if receiver is not None and uplink is not None and isinstance(uplink.transport, MqttTransport):
+            uplink.transport.route(config_topic(config.device_id), receiver.offer)
         can = build_can(config, counters)
         gnss = build_gnss(config, counters)
     except Exception:
@@ -109,4 +122,7 @@ def build_agent(config: AgentConfig) -> Agent:
              profile.name, config.can.channel if config.can else "off", config.gnss.port if config.gnss else "off",
              ", ".join(detectors) or "none",
              f"{config.uplink.host}:{config.uplink.port}" if config.uplink else "off")
-    return Agent(config, profile, counters, outbox, pipeline, can, gnss, poller, uplink)
+    agent = Agent(config, profile, counters, outbox, pipeline, can, gnss, poller, uplink, receiver)
+    if receiver is not None:
+        receiver.apply = lambda pushed: apply_running(agent, pushed)
+    return agent

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge_agent.config_push.settings import DEFAULT_DIR as CONFIG_PUSH_DIR
+from edge_agent.config_push.settings import ConfigPushSettings
 from edge_agent.errors import ConfigError
 from edge_agent.privacy import PrivacyPolicy, parse_policy
 from edge_agent.uplink.settings import UplinkSettings
@@ -65,6 +67,8 @@ class AgentConfig:
     source: Path
     #: None: no ``[uplink]`` section, records stay in the outbox (a logger-only install).
     uplink: UplinkSettings | None = None
+    #: ``[config_push]``: signed configs from the cloud (``edge_agent.config_push``); None: not accepted.
+    config_push: ConfigPushSettings | None = None
     #: ``[privacy]``: when the vehicle sends no location (``edge_agent.privacy``); default never.
     privacy: PrivacyPolicy = field(default_factory=PrivacyPolicy)
 
@@ -193,9 +197,17 @@ def _uplink(data: Mapping[str, Any], data_dir: Path) -> UplinkSettings | None:
     )
 
 
+def _config_push(data: Mapping[str, Any], data_dir: Path) -> ConfigPushSettings | None:
+    t = _table(data, "config_push", {"fleet_key", "dir"})
+    if t is None:
+        return None
+    return ConfigPushSettings(fleet_key=data_dir / _str(t, "config_push", "fleet_key"),
+                              dir=data_dir / _str(t, "config_push", "dir", CONFIG_PUSH_DIR))
+
+
 def parse_config(data: Mapping[str, Any], source: Path) -> AgentConfig:
     """Validate a parsed TOML document; relative paths are taken from ``agent.data_dir``."""
-    unknown = set(data) - {"agent", "can", "gnss", "outbox", "detection", "uplink", "privacy"}
+    unknown = set(data) - {"agent", "can", "gnss", "outbox", "detection", "uplink", "config_push", "privacy"}
     if unknown:
         raise ConfigError(f"{sorted(unknown)[0]}: unknown section")
     agent = _table(data, "agent", {"device_id", "profile", "data_dir", "status_interval_s"})
@@ -232,6 +244,7 @@ def parse_config(data: Mapping[str, Any], source: Path) -> AgentConfig:
         thresholds={k: float(v) for k, v in thresholds.items()},
         source=source,
         uplink=_uplink(data, data_dir),
+        config_push=_config_push(data, data_dir),
         privacy=parse_policy(_table(data, "privacy", {"allowed", "outside_working_hours", "working_hours",
                                                       "timezone"})),
     )

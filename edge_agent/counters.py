@@ -55,6 +55,28 @@ COUNTER_DOCS: dict[str, str] = {
     "publish_refused": "Batches paho refused because its queue (uplink.max_queued) was full; rows kept.",
     "uplink_outbox_errors": "Outbox errors met by the uplink's tick (retried on the next tick).",
     "uplink_events_dropped": "MQTT events dropped on a full uplink event queue (rows wait for their ack timeout).",
+    # Signed config pushes (edge_agent.config_push.receiver): each rejection is also logged with its reason.
+    "config_received": "Messages received on the device's config topic (fleet/v1/<device>/config).",
+    "config_applied": "Pushed configs verified, loaded and now running (saved as current.cfg).",
+    "config_already_applied": "The running config delivered again (the retained message after a reconnect); ignored.",
+    "config_superseded": "Config messages replaced by a newer one before the daemon handled them.",
+    "config_rejected": "Pushed configs refused, any reason (one config_rejected_<reason> counter per reason).",
+    "config_rejected_oversized": "Refused: larger than wire.config.MAX_CONFIG_BYTES.",
+    "config_rejected_bad_magic": "Refused: not a sealed config (wrong magic).",
+    "config_rejected_truncated": "Refused: too short to hold magic, version and signature.",
+    "config_rejected_unknown_version": "Refused: a config format version this agent cannot read.",
+    "config_rejected_bad_signature": "Refused: signature does not verify with the pinned fleet key (forged/tampered).",
+    "config_rejected_malformed": "Refused: validly signed but its body is not the config schema (a cloud bug).",
+    "config_rejected_other_device": "Refused: signed for another device.",
+    "config_rejected_rollback": "Refused: older than the running config's version.",
+    "config_rejected_not_newer": "Refused: same version as the running config but different content.",
+    "config_rejected_expired": "Refused: its expires_at is past (device wall clock).",
+    "config_rejected_invalid_content": "Refused: its profile, thresholds or geofences do not load; the last good runs.",
+    "config_rejected_apply_failed": "Refused: the outbox could not be flushed before a pipeline restart; retried on "
+                                    "the next delivery.",
+    "config_fallbacks": "Stored configs unusable at start (no longer verify or load); the previous one was taken.",
+    "config_persist_errors": "Applied configs that could not be saved (a restart would run the previous one).",
+    "config_report_errors": "config_status records the outbox could not store.",
 }
 
 DECODE_ERROR_DOCS: dict[str, str] = {

@@ -5,6 +5,7 @@ waiting, hand both to the pipeline, let the OBD-II poller send its requests, and
 commit buffered records, rewrite the status file and ping the systemd watchdog. The MQTT uplink (if
 configured) is ticked every round: its network thread only queues events, the work is done here.
 SIGTERM/SIGINT stop the loop after a final flush; SIGHUP reloads geofences and thresholds without a restart.
+A signed config pushed by the cloud (``edge_agent.config_push``) is applied between two rounds.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ import logging
 import os
 import signal
 import time
+from dataclasses import replace
 from types import FrameType
 
 from edge_agent import systemd
-from edge_agent.app import Agent, build_agent, profile_for
+from edge_agent.app import Agent, build_agent
 from edge_agent.config import AgentConfig, load_config
+from edge_agent.config_push.apply import build_effective
 from edge_agent.decoding.obd.poller import drive
-from edge_agent.detection.build import build_detectors
 from edge_agent.errors import FleetError, OutboxError
 from edge_agent.privacy import read_switch
 from edge_agent.sources import FrameSink
@@ -64,9 +66,11 @@ class Daemon:
         self._reload = False
         try:
             config = load_config(self.config_path)
-            profile = profile_for(config)
-            detectors = build_detectors(profile, config, self.agent.counters)
+            pushed = self.agent.config_push.running if self.agent.config_push is not None else None
+            # A pushed config (edge_agent.config_push) stays on top of agent.toml's thresholds and geofences.
+            _profile, detectors = build_effective(config, pushed, self.agent.counters)
             self.agent.pipeline.replace_detectors(detectors)
+            self.agent.config = replace(self.agent.config, thresholds=config.thresholds, geofences=config.geofences)
             if self.agent.pipeline.privacy is not None:
                 self.agent.pipeline.privacy.policy = config.privacy
         except FleetError as exc:
@@ -89,6 +93,7 @@ class Daemon:
             "outbox": {"depth": agent.outbox.depth(), "bytes": agent.outbox.bytes_used(),
                        "by_kind": agent.outbox.counts_by_kind()},
             "uplink": agent.uplink.status() if agent.uplink is not None else None,
+            "config": agent.config_push.status() if agent.config_push is not None else None,
             "privacy": agent.pipeline.privacy.state() if agent.pipeline.privacy is not None else None,
         }
 
@@ -131,6 +136,9 @@ class Daemon:
         while not self._stop:
             if self._reload:
                 self.reload()
+            if agent.config_push is not None:
+                agent.config_push.tick()
+                pipeline = agent.pipeline  # a pushed profile restarts the pipeline
             now = time.monotonic()
             try:
                 self._acquire(agent)

@@ -1,23 +1,38 @@
 """Dependencies shared by the routers (``Annotated`` aliases, as in the FastAPI full-stack template).
 
 The app state holds one ``Services`` (settings, engine, ingestor); ``create_app`` puts it there.
-Authentication for now is a bearer token: the admin token for writes, the admin or staff token for
-reads (role-based access arrives with the staff accounts).
+
+``authorize`` is the one dependency that enforces the access table ``cloud_sync.api.access.ACCESS``;
+``create_app`` installs it on the whole app. Routes that need to know who calls take ``caller: CallerDep``.
+``AdminDep`` and ``StaffDep`` are the same ``CallerDep`` (older routers import them): which roles may call a
+route is decided by its line in ``ACCESS``, never by the dependency a route happens to name.
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Connection, Engine
 
+from cloud_sync.api.access import ACCESS, LOCATION, route_key
+from cloud_sync.governance import audit, identity
+from cloud_sync.governance.identity import Principal
+from cloud_sync.governance.roles import SEES_LOCATION, Role
 from cloud_sync.ingest import Ingestor
 from cloud_sync.settings import Settings
+from cloud_sync.store.devices import get_device
+
+log = logging.getLogger(__name__)
+#: Query values longer than this are cut in audit entries (the entry records what was asked, not a payload).
+MAX_AUDIT_VALUE_CHARS = 200
+READ_METHODS = frozenset({"GET", "HEAD"})
 
 
 @dataclass
@@ -45,12 +60,14 @@ _bearer = HTTPBearer(auto_error=False)
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def _matches(given: HTTPAuthorizationCredentials | None, *tokens: str | None) -> bool:
-    if given is None:
-        return False
-    supplied = given.credentials.encode()
+def _bootstrap(settings: Settings, token: str) -> Principal | None:
+    supplied = token.encode()
     # compare_digest: no timing hint about how much of a token was right
-    return any(t is not None and hmac.compare_digest(supplied, t.encode()) for t in tokens)
+    if hmac.compare_digest(supplied, settings.admin_token.encode()):
+        return Principal("settings:admin", Role.ADMIN, None)
+    if settings.staff_token is not None and hmac.compare_digest(supplied, settings.staff_token.encode()):
+        return Principal("settings:staff", Role.DISPATCHER, None)
+    return None
 
 
 def _unauthorised() -> HTTPException:
@@ -58,15 +75,73 @@ def _unauthorised() -> HTTPException:
                          headers={"WWW-Authenticate": "Bearer"})
 
 
-def require_admin(services: ServicesDep, creds: BearerDep) -> None:
-    if not _matches(creds, services.settings.admin_token):
+def check_depot(caller: Principal, depot: str | None) -> None:
+    """403 unless ``caller`` may act on ``depot`` (``scope=ROUTE`` routes with a depot in the body)."""
+    if not caller.sees_depot(depot):
+        where = "no depot (fleet-wide)" if depot is None else f"depot {depot!r}"
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"{caller.actor} may not act on {where}")
+
+
+def _cut(value: str) -> str:
+    return value if len(value) <= MAX_AUDIT_VALUE_CHARS else value[:MAX_AUDIT_VALUE_CHARS] + "…"
+
+
+def _audit(conn: Connection, caller: Principal, request: Request, key: str, subject: str | None,
+           category: str | None) -> None:
+    detail: dict[str, Any] = {"path": {k: _cut(str(v)) for k, v in request.path_params.items()},
+                              "query": {k: _cut(v) for k, v in request.query_params.items()}}
+    if category is not None:
+        detail["personal"] = category
+    if caller.depots is not None:
+        detail["depots"] = sorted(caller.depots)
+    if caller.token_id is not None:
+        detail["token"] = caller.token_id
+    audit.append(conn, caller.actor, caller.role.value, key, subject, detail)
+
+
+def authorize(request: Request, services: ServicesDep, creds: BearerDep) -> Principal | None:
+    """Authenticate, check ``ACCESS`` (deny by default), scope by depot, audit; ``None`` on public routes."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):  # only APIRoutes run dependencies: reaching here is a wiring bug
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "route is not declared in cloud_sync/api/access.py")
+    key = route_key(request.method, route.path)
+    rule = ACCESS.get(key)
+    if rule is None:
+        log.warning("refused %s: not declared in cloud_sync/api/access.py (deny by default)", key)
+        raise HTTPException(status.HTTP_403_FORBIDDEN,
+                            f"route {key!r} is not declared in cloud_sync/api/access.py (deny by default)")
+    if rule.public:
+        return None
+    if creds is None:
         raise _unauthorised()
+    caller = _bootstrap(services.settings, creds.credentials)
+    with services.engine.begin() as conn:
+        if caller is None:
+            caller = identity.authenticate(conn, creds.credentials)
+        if caller is None:
+            raise _unauthorised()
+        if caller.role not in rule.roles:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"role {caller.role.value} may not call {key}")
+        subject = None
+        if rule.device is not None:
+            subject = str(request.path_params.get(rule.device, ""))
+            device = get_device(conn, subject)
+            if device is None or not caller.sees_depot(device.depot):  # 404 either way: existence is not told
+                raise HTTPException(status.HTTP_404_NOT_FOUND, f"no device {subject!r}")
+        category = rule.personal
+        if category == LOCATION and caller.role not in SEES_LOCATION:
+            category = None  # the route serves this role no location (the vehicle list without positions)
+        if category is not None or request.method not in READ_METHODS:
+            _audit(conn, caller, request, key, subject, category)
+    return caller
 
 
-def require_staff(services: ServicesDep, creds: BearerDep) -> None:
-    if not _matches(creds, services.settings.admin_token, services.settings.staff_token):
-        raise _unauthorised()
+def current_caller(caller: Annotated[Principal | None, Depends(authorize)]) -> Principal:
+    if caller is None:  # a public route asked who calls: a declaration error in ACCESS, not the client's
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "this route is declared public and has no caller")
+    return caller
 
 
-AdminDep = Annotated[None, Depends(require_admin)]
-StaffDep = Annotated[None, Depends(require_staff)]
+CallerDep = Annotated[Principal, Depends(current_caller)]
+AdminDep = CallerDep
+StaffDep = CallerDep

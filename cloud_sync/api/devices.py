@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, status
 from sqlalchemy.exc import IntegrityError
 
-from cloud_sync.api.deps import AdminDep, ServicesDep
+from cloud_sync.api.deps import CallerDep, ServicesDep, check_depot
 from cloud_sync.api.schemas import DeviceCreate, DevicePublic, Message
 from cloud_sync.store.devices import Device, DeviceExists, add_device
 from edge_agent.wire.sign import load_public_key_pem
@@ -19,9 +19,11 @@ def device_public(d: Device) -> DevicePublic:
 
 
 @router.post("", summary="Register a device", status_code=status.HTTP_201_CREATED, response_model=DevicePublic,
-             responses={401: {"model": Message}, 409: {"model": Message, "description": "id already registered"},
+             responses={401: {"model": Message}, 403: {"model": Message, "description": "not your depot"},
+                        409: {"model": Message, "description": "id already registered"},
                         422: {"description": "not an Ed25519 public key PEM, or a field out of range"}})
-def create_device(body: DeviceCreate, services: ServicesDep, _admin: AdminDep) -> DevicePublic:
+def create_device(body: DeviceCreate, services: ServicesDep, caller: CallerDep) -> DevicePublic:
+    check_depot(caller, body.depot)  # an installer registers devices of their own depot only
     try:
         load_public_key_pem(body.public_key_pem.encode("utf-8"))
     except (ValueError, TypeError) as exc:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field
 
-from cloud_sync.api.deps import AdminDep, ServicesDep
+from cloud_sync.api.deps import CallerDep, ServicesDep, check_depot
 from cloud_sync.api.schemas import Message
 from cloud_sync.enrollment import EnrollRefused, EnrollRequest, Provisioning, enroll
 from cloud_sync.store.provisioning import MAX_TOKEN_TTL_S, create_token
@@ -49,11 +49,11 @@ class EnrollPublic(BaseModel):
     resumed: bool = Field(description="true when this repeats an enrolment already done (same keys and token)")
 
 
-def get_provisioning(request: Request) -> Provisioning:
+def get_provisioning(request: Request, services: ServicesDep) -> Provisioning:
     # Built on first use: an app that never enrols anyone needs no CA directory.
     prov: Provisioning | None = getattr(request.app.state, "provisioning", None)
     if prov is None:
-        prov = request.app.state.provisioning = Provisioning.from_env()
+        prov = request.app.state.provisioning = Provisioning.from_settings(services.settings)
     return prov
 
 
@@ -62,8 +62,9 @@ ProvisioningDep = Annotated[Provisioning, Depends(get_provisioning)]
 
 @router.post("/installer-tokens", summary="Create a single-use installer token", status_code=201,
              response_model=InstallerTokenPublic, responses={401: {"model": Message}})
-def create_installer_token(body: InstallerTokenCreate, services: ServicesDep, _admin: AdminDep
+def create_installer_token(body: InstallerTokenCreate, services: ServicesDep, caller: CallerDep
                            ) -> InstallerTokenPublic:
+    check_depot(caller, body.depot)
     with services.engine.begin() as conn:
         token, expires = create_token(conn, body.depot, body.ttl_s)
     return InstallerTokenPublic(token=token, depot=body.depot, expires_at=expires)

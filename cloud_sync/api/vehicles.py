@@ -11,7 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
-from cloud_sync.api.deps import ConnDep, StaffDep
+from cloud_sync.api.deps import CallerDep, ConnDep, StaffDep
 from cloud_sync.api.devices import device_public
 from cloud_sync.api.schemas import (
     EventPublic,
@@ -24,6 +24,7 @@ from cloud_sync.api.schemas import (
     VehiclePublic,
     VehiclesPublic,
 )
+from cloud_sync.governance.roles import SEES_LOCATION
 from cloud_sync.store import queries
 from cloud_sync.store.devices import get_device
 from edge_agent.wire.model import DEVICE_ID_RE, MAX_KIND_CHARS
@@ -79,11 +80,14 @@ def _position(p: queries.Position) -> PositionPublic:
 
 @router.get("", summary="Vehicles with their latest position and status", response_model=VehiclesPublic,
             responses={401: {"model": Message}})
-def list_vehicles(conn: ConnDep, _staff: StaffDep) -> VehiclesPublic:
+def list_vehicles(conn: ConnDep, caller: CallerDep) -> VehiclesPublic:
+    # Depot-scoped (access.ACCESS: scope=ROUTE); positions only for roles that may see location.
+    located = caller.role in SEES_LOCATION
     items = [VehiclePublic(device=device_public(v.device), status=v.status,
                            last_batch_received_at=v.last_batch_received_at,
-                           last_position=None if v.last_position is None else _position(v.last_position))
-             for v in queries.vehicles(conn, time.time())]
+                           last_position=None if v.last_position is None or not located
+                           else _position(v.last_position))
+             for v in queries.vehicles(conn, time.time()) if caller.sees_depot(v.device.depot)]
     return VehiclesPublic(data=items, count=len(items))
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from sqlalchemy import Connection, Engine, insert, inspect, select
+from sqlalchemy import Connection, Engine, insert, inspect, select, text
 
 from cloud_sync.store import schema
 
@@ -33,9 +33,20 @@ def _v2_provisioning(conn: Connection) -> None:
     schema.metadata.create_all(conn, tables=[provisioning.installer_tokens, provisioning.device_certificates])
 
 
+def _v3_governance(conn: Connection) -> None:
+    """Staff users and hashed API tokens (``governance.identity``), the hash-chained audit trail
+    (``governance.audit``), and an index for depot-scoped vehicle lists (a vehicle's depot is ``devices.depot``)."""
+    from cloud_sync.governance import audit, identity
+
+    schema.metadata.create_all(conn, tables=[identity.users, identity.api_tokens, audit.audit_log, audit.audit_head])
+    audit.init_head(conn)
+    conn.execute(text("CREATE INDEX IF NOT EXISTS devices_by_depot ON devices (depot)"))
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("initial", _v1_initial),
     ("provisioning", _v2_provisioning),
+    ("governance", _v3_governance),
 ]
 LATEST_VERSION = len(MIGRATIONS)
 

@@ -17,6 +17,7 @@ import logging
 import queue
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -116,6 +117,7 @@ class MqttTransport:
         self._connack: Connected | ReasonCode | None = None
         self._connections = 0
         self._thread: threading.Thread | None = None
+        self._routes: dict[str, Callable[[bytes], None]] = {}
         self._client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
@@ -132,6 +134,11 @@ class MqttTransport:
         client.on_publish = self._on_publish
         client.on_message = self._on_message
         return client
+
+    def route(self, topic: str, handler: Callable[[bytes], None]) -> None:
+        """Also subscribe to ``topic`` (QoS 1, on every connect) and pass its messages to ``handler`` on the
+        network thread, which must only hand them off (the signed config pushes use it). Call before ``start``."""
+        self._routes[topic] = handler
 
     # -- daemon thread -----------------------------------------------------------------------------
 
@@ -263,6 +270,8 @@ class MqttTransport:
         max_packet = getattr(properties, "MaximumPacketSize", None) if properties is not None else None
         event = Connected(int(max_packet) if max_packet else None, bool(getattr(flags, "session_present", False)))
         client.subscribe(ack_topic(self.device_id), qos=1)
+        for topic in self._routes:
+            client.subscribe(topic, qos=1)
         self._connections += 1
         if self._connections > 1:
             self.counters.inc("mqtt_reconnects")
@@ -284,4 +293,8 @@ class MqttTransport:
         self._put(PubAck(mid, int(reason_code.value), str(reason_code)))
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        handler = self._routes.get(message.topic)
+        if handler is not None:
+            handler(bytes(message.payload))
+            return
         self._put(AckMessage(bytes(message.payload)))

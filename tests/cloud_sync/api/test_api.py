@@ -42,7 +42,7 @@ def test_register_device_needs_the_admin_token_and_a_real_key(client):
     dev = SimDevice("van-7")
     body = {"id": dev.device_id, "public_key_pem": dev.public_pem}
     assert client.post("/v1/devices", json=body).status_code == 401
-    assert client.post("/v1/devices", json=body, headers=STAFF).status_code == 401  # staff cannot register
+    assert client.post("/v1/devices", json=body, headers=STAFF).status_code == 403  # staff cannot register
     bad = client.post("/v1/devices", headers=ADMIN, json={**body, "public_key_pem": "-----BEGIN nonsense"})
     assert bad.status_code == 422 and "public_key_pem" in bad.text
     assert client.post("/v1/devices", headers=ADMIN, json={**body, "id": "no spaces/allowed"}).status_code == 422

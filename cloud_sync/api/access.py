@@ -1,0 +1,107 @@
+"""Who may call which route: the ONE table (``ACCESS``) and the ONE dependency that enforces it
+(``cloud_sync.api.deps.authorize``).
+
+``create_app`` installs ``authorize`` on the whole app, so it runs before every route. It looks the matched
+route up in ``ACCESS`` by ``"METHOD /path/template"``; a route that is not declared is refused with 403
+(deny by default), whatever its own dependencies say. ``tests/cloud_sync/governance/test_access_walk.py`` walks
+every route of the app with every role and fails on a route missing here.
+
+How to declare a new route (one line in ``ACCESS``, next to its siblings)::
+
+    "GET /v1/work-orders/{order_id}": allow(TECHNICIAN, FLEET_MANAGER, ADMIN, scope=ROUTE),
+    "GET /v1/vehicles/{device}/trips": allow(*SEES_LOCATION, device="device", personal=LOCATION),
+    "POST /v1/config-pushes": allow(ADMIN, FLEET_MANAGER, scope=ROUTE),
+    "GET /v1/things": allow(*EVERY_ROLE),   # fleet-wide data that is not about a depot
+
+- ``device="<path param>"``: the path parameter holding a device id; ``authorize`` resolves it to the vehicle's
+  depot and answers 404 (not 403: the id's existence is not revealed) when the caller may not see that depot,
+  or when there is no such device.
+- ``scope=ROUTE``: the data is per depot but not addressed by a device path parameter (a list, an id of a work
+  order, a depot in the body): the route takes ``caller: CallerDep`` and filters with ``caller.sees_depot(d)``
+  or calls ``check_depot(caller, d)``. ``scope=FLEET`` (the default): the route's data belongs to no depot.
+- ``personal=LOCATION`` (or another category): the route reads personal data; every call is appended to the
+  audit trail (who, which subject, which query) BEFORE the route runs, and the route fails if that append fails.
+- Every authenticated call that is not GET/HEAD (an administrative action) is appended to the audit trail too.
+- ``public("why")``: no token (the credential is something else, e.g. a device signature); say why.
+
+In the route, ``caller: CallerDep`` (from ``deps``) gives the ``Principal`` (``actor``, ``role``, ``depots``).
+``AdminDep`` and ``StaffDep`` are now the same ``CallerDep``, kept so older routers still import: the table decides.
+
+Tokens: a staff API token (``fleet-cloud create-token``), or the bootstrap tokens from the settings:
+``FLEET_CLOUD_ADMIN_TOKEN`` is a fleet-wide admin (``settings:admin``), ``FLEET_CLOUD_STAFF_TOKEN`` a fleet-wide
+dispatcher (``settings:staff``), as they were before users existed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cloud_sync.governance.roles import SEES_LOCATION, Role
+
+ADMIN, FLEET_MANAGER, DISPATCHER, TECHNICIAN = Role.ADMIN, Role.FLEET_MANAGER, Role.DISPATCHER, Role.TECHNICIAN
+COMPLIANCE_OFFICER, INSTALLER, AUDITOR, EXECUTIVE = (Role.COMPLIANCE_OFFICER, Role.INSTALLER, Role.AUDITOR,
+                                                     Role.EXECUTIVE)
+EVERY_ROLE: tuple[Role, ...] = tuple(Role)
+FLEET, ROUTE = "fleet", "route"
+LOCATION = "location"
+
+
+@dataclass(frozen=True)
+class Rule:
+    roles: frozenset[Role]
+    public: bool = False
+    scope: str = FLEET  # FLEET | ROUTE; a device path parameter implies depot scope
+    device: str | None = None  # path parameter that holds a device id, resolved to its depot
+    personal: str | None = None  # category of personal data read (audited), e.g. LOCATION
+    why: str = ""
+
+    @property
+    def depot_scoped(self) -> bool:
+        return self.device is not None or self.scope == ROUTE
+
+
+def allow(*roles: Role, scope: str = FLEET, device: str | None = None, personal: str | None = None) -> Rule:
+    if not roles:
+        raise ValueError("allow() needs at least one role; use public() for routes without a token")
+    if scope not in (FLEET, ROUTE):
+        raise ValueError(f"scope must be FLEET or ROUTE, not {scope!r}")
+    return Rule(frozenset(roles), scope=scope, device=device, personal=personal)
+
+
+def public(why: str) -> Rule:
+    return Rule(frozenset(), public=True, why=why)
+
+
+_READERS = (ADMIN, FLEET_MANAGER, DISPATCHER, TECHNICIAN, COMPLIANCE_OFFICER, INSTALLER, EXECUTIVE)
+
+#: Every route of the app: "METHOD /path/template" -> who may call it. Keep sorted by path within a block.
+ACCESS: dict[str, Rule] = {
+    # operations and device-facing routes (no staff token)
+    "GET /healthz": public("liveness probe; says only that the store answers"),
+    "GET /metrics": public("Prometheus scrape; ingest counters only, no vehicle data"),
+    "POST /v1/batches": public("devices: the Ed25519 signature of the batch is the credential"),
+    "POST /v1/enroll": public("devices: the single-use installer token in the body is the credential"),
+    # provisioning
+    "POST /v1/devices": allow(ADMIN, INSTALLER, scope=ROUTE),
+    "POST /v1/installer-tokens": allow(ADMIN, FLEET_MANAGER, scope=ROUTE),
+    # vehicles: the list shows last positions only to SEES_LOCATION roles (the route strips them otherwise)
+    "GET /v1/vehicles": allow(*_READERS, scope=ROUTE, personal=LOCATION),
+    "GET /v1/vehicles/{device}/events": allow(*SEES_LOCATION, device="device", personal=LOCATION),
+    "GET /v1/vehicles/{device}/health": allow(*_READERS, device="device"),
+    "GET /v1/vehicles/{device}/positions": allow(*SEES_LOCATION, device="device", personal=LOCATION),
+    # governance: users, tokens, audit trail
+    "GET /v1/audit": allow(ADMIN, AUDITOR),
+    "GET /v1/audit/verify": allow(ADMIN, AUDITOR),
+    "DELETE /v1/tokens/{token_id}": allow(ADMIN),
+    "GET /v1/users": allow(ADMIN, AUDITOR),
+    "POST /v1/users": allow(ADMIN),
+    "POST /v1/users/{name}/tokens": allow(ADMIN),
+}
+
+#: Routes Starlette serves itself (no FastAPI dependencies run there): the schema and its viewers.
+#: They describe the API, never data. The walking test checks nothing else bypasses ``authorize``.
+DOCS_ROUTES = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+
+
+def route_key(method: str, path: str) -> str:
+    return f"{method} {path}"
