@@ -13,7 +13,7 @@ at most 20 octets; CA/Browser Forum practice of 64+ bits of entropy), so they ne
 CA restarts and reveal nothing about how many devices exist.
 
 The CA's key lives in ``<ca_dir>/ca.key`` (0600), its certificate in ``<ca_dir>/ca.pem``;
-``FLEET_CLOUD_CA_DIR`` names the directory (default ``./fleet-ca``).
+``cloud_sync.settings.Settings.ca_dir`` (``FLEET_CLOUD_CA_DIR``) names the directory.
 """
 
 from __future__ import annotations
@@ -33,8 +33,6 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from edge_agent.errors import FleetError
 from edge_agent.wire.model import DEVICE_ID_RE
 
-CA_DIR_ENV = "FLEET_CLOUD_CA_DIR"
-DEFAULT_CA_DIR = "./fleet-ca"
 CA_KEY_FILE = "ca.key"
 CA_CERT_FILE = "ca.pem"
 #: The CA outlives many generations of device certificates; rotate it by issuing a new one and
@@ -227,7 +225,3 @@ def load_or_create_ca(ca_dir: Path) -> FleetCA:
         save_ca(create_ca(), ca_dir)
     return load_ca(ca_dir)
 
-
-def ca_dir_from_env(environ: dict[str, str] | None = None) -> Path:
-    env = os.environ if environ is None else environ
-    return Path(env.get(CA_DIR_ENV, DEFAULT_CA_DIR))

@@ -9,16 +9,13 @@ the same device id with the same keys and the same token gets the certificate al
 a second token. The same id with other keys is refused: a device's identity is never silently replaced
 (revoke it and enrol the new unit under a new id, or with its original keys).
 
-Settings come from the environment (read once per app, see ``Provisioning.from_env``):
-``FLEET_CLOUD_CA_DIR`` (the CA, created on first use), ``FLEET_CLOUD_BROKER_HOST`` and
-``FLEET_CLOUD_BROKER_PORT`` (what devices are told to connect to), ``FLEET_CLOUD_DEVICE_CERT_DAYS``.
+What it needs (the CA directory, the broker address devices are told, certificate lifetimes) comes
+from ``cloud_sync.settings.Settings`` through ``Provisioning.from_settings``, built once per app.
 """
 
 from __future__ import annotations
 
 import datetime
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,11 +28,11 @@ from cloud_sync.ca import (
     DEFAULT_DEVICE_VALIDITY,
     CaError,
     FleetCA,
-    ca_dir_from_env,
     cert_pem,
     csr_public_key,
     load_or_create_ca,
 )
+from cloud_sync.settings import DEFAULT_RENEW_BEFORE_DAYS, Settings
 from cloud_sync.store.devices import Device, DeviceExists, add_device, get_device
 from cloud_sync.store.provisioning import (
     TokenRefused,
@@ -62,17 +59,14 @@ class Provisioning:
     broker_host: str = "localhost"
     broker_port: int = DEFAULT_TLS_PORT
     device_validity: datetime.timedelta = DEFAULT_DEVICE_VALIDITY
+    renew_before: datetime.timedelta = datetime.timedelta(days=DEFAULT_RENEW_BEFORE_DAYS)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Provisioning:
-        env = os.environ if environ is None else environ
-        try:
-            port = int(env.get("FLEET_CLOUD_BROKER_PORT", str(DEFAULT_TLS_PORT)))
-            days = float(env.get("FLEET_CLOUD_DEVICE_CERT_DAYS", str(DEFAULT_DEVICE_VALIDITY.days)))
-        except ValueError as exc:
-            raise CaError(f"FLEET_CLOUD_BROKER_PORT / FLEET_CLOUD_DEVICE_CERT_DAYS: {exc}") from None
-        return cls(load_or_create_ca(ca_dir_from_env(dict(env))), env.get("FLEET_CLOUD_BROKER_HOST", "localhost"),
-                   port, datetime.timedelta(days=days))
+    def from_settings(cls, settings: Settings) -> Provisioning:
+        """The CA from ``settings.ca_dir`` (created when the directory holds none) and the broker devices use."""
+        return cls(load_or_create_ca(settings.ca_dir), settings.broker_host, settings.broker_port,
+                   datetime.timedelta(days=settings.device_cert_days),
+                   datetime.timedelta(days=settings.renew_before_days))
 
 
 @dataclass(frozen=True)

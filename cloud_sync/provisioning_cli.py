@@ -55,10 +55,11 @@ def run_provisioning_command(args: argparse.Namespace, engine: Engine) -> int:
 
 def _broker_config(args: argparse.Namespace, engine: Engine) -> int:
     from cloud_sync.broker_config import write_broker_config
-    from cloud_sync.ca import ca_dir_from_env, load_or_create_ca
+    from cloud_sync.ca import load_or_create_ca
+    from cloud_sync.settings import Settings
     from cloud_sync.store.provisioning import revoked_certificates
 
-    ca = load_or_create_ca(args.ca_dir or ca_dir_from_env())
+    ca = load_or_create_ca(args.ca_dir or Settings.from_env().ca_dir)
     with engine.connect() as conn:
         revoked = revoked_certificates(conn)
     files = write_broker_config(args.out, ca, revoked, hosts=args.hosts or ("localhost", "127.0.0.1"),

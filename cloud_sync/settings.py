@@ -14,14 +14,30 @@ FLEET_CLOUD_ENV                   ``development`` | ``staging`` | ``production``
 FLEET_CLOUD_ADMIN_TOKEN           bearer token for admin endpoints            ``DEV_ADMIN_TOKEN`` in development
 FLEET_CLOUD_STAFF_TOKEN           bearer token for read-only staff endpoints  none (admin token only)
 FLEET_CLOUD_MAX_BATCH_BYTES       largest ``POST /v1/batches`` body           ``MAX_BATCH_BYTES``
+FLEET_CLOUD_CA_DIR                the fleet CA's directory (``ca.key``,       ``./fleet-ca``
+                                  ``ca.pem``; created on first enrolment)
+FLEET_CLOUD_BROKER_HOST           the broker host enrolled devices are told   ``localhost``
+                                  to connect to (a DNS name or an address)
+FLEET_CLOUD_BROKER_PORT           its TLS port (1-65535)                      ``8883`` (IANA secure-mqtt)
+FLEET_CLOUD_DEVICE_CERT_DAYS      lifetime of a device certificate, days      ``90``
+                                  (> 0, at most ``MAX_DEVICE_CERT_DAYS``)
+FLEET_CLOUD_RENEW_BEFORE_DAYS     ``POST /v1/devices/{id}/certificate``       ``30``
+                                  issues a new certificate only when the
+                                  latest has less than this left (else it
+                                  answers the latest: renewal is idempotent)
 ================================  ==========================================  ============================
+
+Every variable is read here and nowhere else; a value that does not parse or is out of range raises
+``SettingsError`` naming the variable.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
 
 from edge_agent.errors import FleetError
 
@@ -33,6 +49,17 @@ MIN_TOKEN_CHARS = 24
 #: A sealed batch is compressed; 300 s of 1 Hz positions and 10 Hz samples is tens of kB. 8 MiB leaves
 #: room for a long backlog batch while bounding what one request can make the server buffer.
 MAX_BATCH_BYTES = 8 << 20
+DEFAULT_CA_DIR = Path("./fleet-ca")
+DEFAULT_BROKER_HOST = "localhost"
+DEFAULT_BROKER_PORT = 8883  # IANA: secure-mqtt
+#: Short-lived device certificates bound what a stolen TLS key is worth even before revocation
+#: reaches the broker; devices renew well within it (``fleet-provision renew``).
+DEFAULT_DEVICE_CERT_DAYS = 90.0
+#: The longest device certificate this fleet issues: a year, so a lost device ages out on its own.
+MAX_DEVICE_CERT_DAYS = 365.0
+#: A renewal inside this window of the latest certificate's expiry gets a new certificate.
+DEFAULT_RENEW_BEFORE_DAYS = 30.0
+_T = TypeVar("_T")
 
 
 class SettingsError(FleetError):
@@ -46,12 +73,18 @@ class Settings:
     admin_token: str = DEV_ADMIN_TOKEN
     staff_token: str | None = None
     max_batch_bytes: int = MAX_BATCH_BYTES
+    ca_dir: Path = DEFAULT_CA_DIR
+    broker_host: str = DEFAULT_BROKER_HOST
+    broker_port: int = DEFAULT_BROKER_PORT
+    device_cert_days: float = DEFAULT_DEVICE_CERT_DAYS
+    renew_before_days: float = DEFAULT_RENEW_BEFORE_DAYS
 
     def __post_init__(self) -> None:
         if self.environment not in ENVIRONMENTS:
             raise SettingsError(f"FLEET_CLOUD_ENV={self.environment!r} is not one of {ENVIRONMENTS}")
         if self.max_batch_bytes <= 0:
             raise SettingsError(f"FLEET_CLOUD_MAX_BATCH_BYTES must be positive, not {self.max_batch_bytes}")
+        self._check_provisioning()
         if self.environment != "development":
             for name, token in (("FLEET_CLOUD_ADMIN_TOKEN", self.admin_token),
                                 ("FLEET_CLOUD_STAFF_TOKEN", self.staff_token)):
@@ -61,6 +94,20 @@ class Settings:
                     raise SettingsError(f"{name} must be set to a secret of at least {MIN_TOKEN_CHARS} characters "
                                         f"(not the development default) when FLEET_CLOUD_ENV={self.environment}")
 
+    def _check_provisioning(self) -> None:
+        if not self.broker_host or any(c.isspace() for c in self.broker_host) or "/" in self.broker_host:
+            raise SettingsError(f"FLEET_CLOUD_BROKER_HOST={self.broker_host!r} is not a host name or address")
+        if not 0 < self.broker_port <= 65535:
+            raise SettingsError(f"FLEET_CLOUD_BROKER_PORT={self.broker_port} is not a TCP port (1-65535)")
+        if not 0 < self.device_cert_days <= MAX_DEVICE_CERT_DAYS:
+            raise SettingsError(f"FLEET_CLOUD_DEVICE_CERT_DAYS={self.device_cert_days:g} must be above 0 and at most "
+                                f"{MAX_DEVICE_CERT_DAYS:g}")
+        if not 0 <= self.renew_before_days < self.device_cert_days:
+            raise SettingsError(f"FLEET_CLOUD_RENEW_BEFORE_DAYS={self.renew_before_days:g} must be at least 0 and "
+                                f"below FLEET_CLOUD_DEVICE_CERT_DAYS ({self.device_cert_days:g})")
+        if not str(self.ca_dir):
+            raise SettingsError("FLEET_CLOUD_CA_DIR must name a directory")
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
@@ -68,11 +115,23 @@ class Settings:
         admin = env.get("FLEET_CLOUD_ADMIN_TOKEN")
         if admin is None:
             admin = DEV_ADMIN_TOKEN if environment == "development" else ""
-        raw_max = env.get("FLEET_CLOUD_MAX_BATCH_BYTES", str(MAX_BATCH_BYTES))
-        try:
-            max_bytes = int(raw_max)
-        except ValueError:
-            raise SettingsError(f"FLEET_CLOUD_MAX_BATCH_BYTES={raw_max!r} is not an integer") from None
         return cls(database_url=env.get("FLEET_CLOUD_DATABASE_URL", DEFAULT_DATABASE_URL), environment=environment,
                    admin_token=admin, staff_token=env.get("FLEET_CLOUD_STAFF_TOKEN") or None,
-                   max_batch_bytes=max_bytes)
+                   max_batch_bytes=_parse(env, "FLEET_CLOUD_MAX_BATCH_BYTES", int, MAX_BATCH_BYTES, "an integer"),
+                   ca_dir=Path(env.get("FLEET_CLOUD_CA_DIR") or DEFAULT_CA_DIR),
+                   broker_host=env.get("FLEET_CLOUD_BROKER_HOST", DEFAULT_BROKER_HOST),
+                   broker_port=_parse(env, "FLEET_CLOUD_BROKER_PORT", int, DEFAULT_BROKER_PORT, "an integer"),
+                   device_cert_days=_parse(env, "FLEET_CLOUD_DEVICE_CERT_DAYS", float, DEFAULT_DEVICE_CERT_DAYS,
+                                           "a number of days"),
+                   renew_before_days=_parse(env, "FLEET_CLOUD_RENEW_BEFORE_DAYS", float, DEFAULT_RENEW_BEFORE_DAYS,
+                                            "a number of days"))
+
+
+def _parse(env: Mapping[str, str], name: str, kind: Callable[[str], _T], default: _T, what: str) -> _T:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        return kind(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not {what}") from None
