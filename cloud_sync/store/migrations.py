@@ -43,10 +43,18 @@ def _v3_governance(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX IF NOT EXISTS devices_by_depot ON devices (depot)"))
 
 
+def _v4_device_configs(conn: Connection) -> None:
+    """Signed configs per device and version (``store.configs``)."""
+    from cloud_sync.store import configs
+
+    schema.metadata.create_all(conn, tables=[configs.device_configs])
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("initial", _v1_initial),
     ("provisioning", _v2_provisioning),
     ("governance", _v3_governance),
+    ("device_configs", _v4_device_configs),
 ]
 LATEST_VERSION = len(MIGRATIONS)
 
