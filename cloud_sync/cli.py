@@ -1,5 +1,6 @@
 """``fleet-cloud``: the cloud service's command line: ``serve``, ``migrate``, ``add-device``, ``revoke-device``
-(and the provisioning commands of ``cloud_sync.provisioning_cli``: ``broker-config``, ``installer-token``).
+(and the provisioning commands of ``cloud_sync.provisioning_cli``: ``broker-config``, ``installer-token``; the
+governance ones of ``cloud_sync.governance.cli``: users, API tokens, ``audit verify`` / ``audit export-head``).
 
 Every command reads its settings from the ``FLEET_CLOUD_*`` environment (``cloud_sync.settings``);
 ``--database-url`` overrides ``FLEET_CLOUD_DATABASE_URL``.
@@ -14,12 +15,19 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cloud_sync.governance.cli import GOVERNANCE_COMMANDS, audit_cli_action, run_governance_command
+from cloud_sync.governance.cli import add_parsers as _add_governance_commands
 from cloud_sync.provisioning_cli import PROVISIONING_COMMANDS, run_provisioning_command
 from cloud_sync.provisioning_cli import add_parsers as _add_provisioning_commands
+from cloud_sync.webhooks.cli import add_parsers as _add_webhook_commands
+from cloud_sync.worker_options import add_arguments as add_worker_arguments
 from edge_agent.errors import FleetError
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
+
+#: Administrative commands defined here or in provisioning_cli, appended to the audit trail before they run.
+AUDITED_COMMANDS = ("add-device", "revoke-device", "installer-token")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,7 +47,15 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--depot", help="home depot")
     revoke = sub.add_parser("revoke-device", help="refuse a device's batches from now on")
     revoke.add_argument("--id", required=True)
+    worker = sub.add_parser("worker", help="run an MQTT ingest worker (shared subscription; start more to scale out)",
+                            description="Same as python -m cloud_sync.worker: verify and store batches from "
+                                        "$share/ingest/fleet/v1/+/batch, ack each on fleet/v1/<device>/ack.")
+    add_worker_arguments(worker, database_required=False)
     _add_provisioning_commands(sub)
+    _add_governance_commands(sub)
+    _add_webhook_commands(sub)
+    serve.add_argument("--no-webhooks", action="store_true",
+                       help="do not deliver webhooks from this process (run `fleet-cloud webhooks dispatch` instead)")
     return parser
 
 
@@ -62,11 +78,28 @@ def _run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     if args.database_url:
         settings = dataclasses.replace(settings, database_url=args.database_url)
+    if args.command == "worker":
+        from cloud_sync.worker import run as run_worker
+
+        if args.database is None:
+            args.database = settings.database_url
+        if args.verbose:
+            args.log_level = "DEBUG"
+        return run_worker(args)
     engine = make_engine(settings.database_url)
     if args.command == "migrate":
         applied = migrate(engine)
         print(f"migrated: applied {applied}" if applied else "schema is current")
         return 0
+    if args.command == "webhooks":
+        from cloud_sync.webhooks.cli import run as run_webhooks
+
+        return run_webhooks(args, engine)
+    if args.command in GOVERNANCE_COMMANDS:
+        return run_governance_command(args, engine)
+    if args.command in AUDITED_COMMANDS:
+        migrate(engine)
+        audit_cli_action(engine, args)
     if args.command in PROVISIONING_COMMANDS:
         return run_provisioning_command(args, engine)
     if args.command == "add-device":
@@ -86,7 +119,16 @@ def _run(args: argparse.Namespace) -> int:
     from cloud_sync.main import create_app
 
     app = create_app(settings, engine)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="debug" if args.verbose else "info")
+    dispatcher = None
+    if not args.no_webhooks:
+        from cloud_sync.webhooks.dispatcher import Dispatcher
+
+        dispatcher = Dispatcher(engine).start()
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="debug" if args.verbose else "info")
+    finally:
+        if dispatcher is not None:
+            dispatcher.stop()
     return 0
 
 

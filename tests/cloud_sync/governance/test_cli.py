@@ -1,0 +1,64 @@
+"""``fleet-cloud`` governance commands as real subprocesses on a SQLite file: users, tokens, audit verify/export."""
+
+from __future__ import annotations
+
+import json
+
+from fastapi.testclient import TestClient
+from sqlalchemy import delete, update
+
+from cloud_sync.governance.audit import audit_head, audit_log
+from cloud_sync.main import create_app
+from cloud_sync.settings import Settings
+from cloud_sync.store import make_engine
+from tests.cloud_sync.test_cli import cli
+
+
+def test_users_and_tokens_from_the_command_line(tmp_path):
+    db = f"sqlite:///{tmp_path / 'cloud.db'}"
+    made = cli("--database-url", db, "add-user", "--name", "dana", "--role", "dispatcher", "--depot", "north")
+    assert made.returncode == 0 and "dispatcher (north)" in made.stdout
+    bad = cli("--database-url", db, "add-user", "--name", "eve", "--role", "overlord")
+    assert bad.returncode == 1 and "unknown role 'overlord'" in bad.stderr
+    tok = cli("--database-url", db, "create-token", "--user", "dana", "--ttl", "1d", "--label", "laptop", "--json")
+    assert tok.returncode == 0, tok.stderr
+    token, token_id = json.loads(tok.stdout)["token"], json.loads(tok.stdout)["id"]
+    listed = cli("--database-url", db, "list-tokens")
+    assert token_id in listed.stdout and "laptop" in listed.stdout and token not in listed.stdout
+    engine = make_engine(db)
+    with TestClient(create_app(Settings(), engine)) as c:
+        hdr = {"Authorization": f"Bearer {token}"}
+        assert c.get("/v1/vehicles", headers=hdr).status_code == 200
+        assert c.get("/v1/users", headers=hdr).status_code == 403  # a dispatcher is no admin
+        assert cli("--database-url", db, "revoke-token", "--id", token_id).returncode == 0
+        assert c.get("/v1/vehicles", headers=hdr).status_code == 401
+    assert cli("--database-url", db, "revoke-token", "--id", token_id).returncode == 1
+    verified = cli("--database-url", db, "audit", "verify", "--json")
+    result = json.loads(verified.stdout)
+    assert verified.returncode == 0 and result["ok"] and result["count"] >= 4  # add-user x2, create, revoke x2
+    engine.dispose()
+
+
+def test_audit_verify_names_the_first_broken_link_and_export_head_catches_truncation(tmp_path):
+    db = f"sqlite:///{tmp_path / 'cloud.db'}"
+    heads = tmp_path / "heads.jsonl"
+    for name in ("a1", "a2", "a3", "a4"):
+        assert cli("--database-url", db, "add-user", "--name", name, "--role", "auditor").returncode == 0
+    exported = cli("--database-url", db, "audit", "export-head", "--out", str(heads))
+    assert exported.returncode == 0 and "entry 4" in exported.stdout
+    assert json.loads(heads.read_text())["seq"] == 4
+    engine = make_engine(db)
+    with engine.begin() as conn:  # truncate the tail and rewind the head row: only the export remembers
+        last = conn.execute(audit_log.select().where(audit_log.c.seq == 3)).one()
+        conn.execute(delete(audit_log).where(audit_log.c.seq == 4))
+        conn.execute(update(audit_head).values(seq=3, hash=last.hash))
+    assert cli("--database-url", db, "audit", "verify").returncode == 0
+    v = cli("--database-url", db, "audit", "verify", "--heads", str(heads))
+    assert v.returncode == 1 and "BROKEN at entry 4" in v.stdout and "truncated" in v.stdout
+    with engine.begin() as conn:
+        conn.execute(update(audit_log).where(audit_log.c.seq == 2).values(actor="mallory"))
+    v = cli("--database-url", db, "audit", "verify")
+    assert v.returncode == 1 and "BROKEN at entry 2" in v.stdout and "altered" in v.stdout
+    refused = cli("--database-url", db, "audit", "export-head", "--out", str(heads))
+    assert refused.returncode == 1 and "not exporting" in refused.stderr
+    engine.dispose()
