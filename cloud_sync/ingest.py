@@ -27,7 +27,7 @@ from sqlalchemy import Engine
 from cloud_sync.metrics import Metrics
 from cloud_sync.store.batches import SEQ_WINDOW, UnstorableBatch, commit_batch, stored_hash
 from cloud_sync.store.devices import get_device
-from edge_agent.wire import Ack, Batch, WireError, batch_hash, open_batch, read_header
+from edge_agent.wire import Ack, BatchColumns, WireError, batch_hash, open_columns, read_header
 from edge_agent.wire.sign import load_public_key_pem
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ class Ingestor:
         except (ValueError, UnicodeEncodeError) as exc:  # the registry is wrong, not the device
             return self._reject(*ident, "bad_key", str(exc))
         try:
-            batch = open_batch(blob, lambda _device_id: key)
+            batch = open_columns(blob, lambda _device_id: key)  # records stay columns down to the store
         except WireError as exc:
             return self._reject(*ident, exc.reason, exc.detail)
         except Exception as exc:  # bad input must never crash a worker; a wire bug is logged in full
@@ -82,13 +82,13 @@ class Ingestor:
             return self._reject(*ident, "undecodable", repr(exc))
         return self._commit(batch, blob_hash, now)
 
-    def _commit(self, batch: Batch, blob_hash: bytes, now: float) -> Ack:
+    def _commit(self, batch: BatchColumns, blob_hash: bytes, now: float) -> Ack:
         try:
             return self._commit_once(batch, blob_hash, now)
         except UnstorableBatch as exc:  # rolled back: deterministic, so a retry would fail the same way
             return self._reject(*batch.key, "unstorable", str(exc))
 
-    def _commit_once(self, batch: Batch, blob_hash: bytes, now: float) -> Ack:
+    def _commit_once(self, batch: BatchColumns, blob_hash: bytes, now: float) -> Ack:
         with self.engine.begin() as conn:
             # Row lock: one device's batches commit in turn across workers (the chain checks read then write).
             device = get_device(conn, batch.device_id, for_update=True)

@@ -9,6 +9,7 @@ from sqlalchemy.exc import OperationalError
 
 from cloud_sync.api import api_router
 from cloud_sync.api.deps import Services, authorize
+from cloud_sync.config_push import ConfigPush, lifespan
 from cloud_sync.ingest import Ingestor
 from cloud_sync.metrics import Metrics
 from cloud_sync.settings import Settings
@@ -25,8 +26,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
         migrate(engine)
     app = FastAPI(title="Fleet telematics cloud", version="1",
                   description="Signed store-and-forward ingest of vehicle batches, and the fleet staff API.",
-                  dependencies=[Depends(authorize)])  # every route: cloud_sync.api.access.ACCESS, deny by default
+                  dependencies=[Depends(authorize)],  # every route: cloud_sync.api.access.ACCESS, deny by default
+                  lifespan=lifespan)  # starts and stops the config publisher (if a broker is configured)
     app.state.services = Services(settings, engine, Ingestor(engine, Metrics()))
+    app.state.config_push = ConfigPush.from_settings(engine, settings)  # nothing created or connected yet
     app.include_router(api_router)
     app.add_exception_handler(OperationalError, _store_unavailable)
     return app

@@ -25,6 +25,13 @@ FLEET_CLOUD_RENEW_BEFORE_DAYS     ``POST /v1/devices/{id}/certificate``       ``
                                   issues a new certificate only when the
                                   latest has less than this left (else it
                                   answers the latest: renewal is idempotent)
+FLEET_CLOUD_CONFIG_KEY            the fleet config-signing key (Ed25519 PEM,  ``<CA dir>/config-signing.key``
+                                  created 0600 on first use; devices pin
+                                  its public half)
+FLEET_CLOUD_CONFIG_BROKER         ``HOST:PORT`` the API publishes signed      none: configs are stored and
+                                  configs on (``cloud_sync.config_push``)     published once one is set
+FLEET_CLOUD_CONFIG_TLS_CA,        TLS for that connection (CA file, client    none (plain MQTT)
+``_CERT``, ``_KEY``               certificate and key)
 ================================  ==========================================  ============================
 
 Every variable is read here and nowhere else; a value that does not parse or is out of range raises
@@ -78,6 +85,11 @@ class Settings:
     broker_port: int = DEFAULT_BROKER_PORT
     device_cert_days: float = DEFAULT_DEVICE_CERT_DAYS
     renew_before_days: float = DEFAULT_RENEW_BEFORE_DAYS
+    config_key: Path | None = None
+    config_broker: str | None = None
+    config_tls_ca: Path | None = None
+    config_tls_cert: Path | None = None
+    config_tls_key: Path | None = None
 
     def __post_init__(self) -> None:
         if self.environment not in ENVIRONMENTS:
@@ -85,6 +97,8 @@ class Settings:
         if self.max_batch_bytes <= 0:
             raise SettingsError(f"FLEET_CLOUD_MAX_BATCH_BYTES must be positive, not {self.max_batch_bytes}")
         self._check_provisioning()
+        if self.config_broker is not None and self.config_broker_address is None:
+            raise SettingsError(f"FLEET_CLOUD_CONFIG_BROKER={self.config_broker!r} is not HOST:PORT")
         if self.environment != "development":
             for name, token in (("FLEET_CLOUD_ADMIN_TOKEN", self.admin_token),
                                 ("FLEET_CLOUD_STAFF_TOKEN", self.staff_token)):
@@ -108,6 +122,18 @@ class Settings:
         if not str(self.ca_dir):
             raise SettingsError("FLEET_CLOUD_CA_DIR must name a directory")
 
+    @property
+    def config_key_path(self) -> Path:
+        return self.config_key if self.config_key is not None else self.ca_dir / "config-signing.key"
+
+    @property
+    def config_broker_address(self) -> tuple[str, int] | None:
+        """``FLEET_CLOUD_CONFIG_BROKER`` as (host, port); None when unset or not HOST:PORT."""
+        host, sep, port = (self.config_broker or "").rpartition(":")
+        if not sep or not host.strip("[]") or not port.isdigit() or not 0 < int(port) <= 65535:
+            return None
+        return host.strip("[]"), int(port)
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
@@ -124,7 +150,16 @@ class Settings:
                    device_cert_days=_parse(env, "FLEET_CLOUD_DEVICE_CERT_DAYS", float, DEFAULT_DEVICE_CERT_DAYS,
                                            "a number of days"),
                    renew_before_days=_parse(env, "FLEET_CLOUD_RENEW_BEFORE_DAYS", float, DEFAULT_RENEW_BEFORE_DAYS,
-                                            "a number of days"))
+                                            "a number of days"),
+                   config_key=_path(env, "FLEET_CLOUD_CONFIG_KEY"),
+                   config_broker=env.get("FLEET_CLOUD_CONFIG_BROKER") or None,
+                   config_tls_ca=_path(env, "FLEET_CLOUD_CONFIG_TLS_CA"),
+                   config_tls_cert=_path(env, "FLEET_CLOUD_CONFIG_TLS_CERT"),
+                   config_tls_key=_path(env, "FLEET_CLOUD_CONFIG_TLS_KEY"))
+
+
+def _path(env: Mapping[str, str], name: str) -> Path | None:
+    return Path(env[name]) if env.get(name) else None
 
 
 def _parse(env: Mapping[str, str], name: str, kind: Callable[[str], _T], default: _T, what: str) -> _T:

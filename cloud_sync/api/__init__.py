@@ -2,10 +2,10 @@
 
 from fastapi import APIRouter
 
-from cloud_sync.api import batches, devices, governance, ops, provisioning, vehicles
+from cloud_sync.api import batches, config, devices, governance, ops, provisioning, vehicles
 
 api_router = APIRouter()
-for _module in (batches, devices, vehicles, ops, provisioning, governance):
+for _module in (batches, devices, vehicles, ops, provisioning, governance, config):
     api_router.include_router(_module.router)
 
 __all__ = ["api_router"]

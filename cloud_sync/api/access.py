@@ -89,6 +89,11 @@ ACCESS: dict[str, Rule] = {
     "GET /v1/vehicles/{device}/events": allow(*SEES_LOCATION, device="device", personal=LOCATION),
     "GET /v1/vehicles/{device}/health": allow(*_READERS, device="device"),
     "GET /v1/vehicles/{device}/positions": allow(*SEES_LOCATION, device="device", personal=LOCATION),
+    # signed config pushes (cloud_sync.api.config): geofences are depot places, not anyone's location
+    "GET /v1/config-signing-key": public("the fleet's config-signing PUBLIC key, which devices pin"),
+    "GET /v1/vehicles/{device}/config": allow(*_READERS, device="device"),
+    "PUT /v1/vehicles/{device}/config": allow(ADMIN, FLEET_MANAGER, device="device"),
+    "POST /v1/vehicles/{device}/config/publish": allow(ADMIN, FLEET_MANAGER, device="device"),
     # governance: users, tokens, audit trail
     "GET /v1/audit": allow(ADMIN, AUDITOR),
     "GET /v1/audit/verify": allow(ADMIN, AUDITOR),

@@ -71,6 +71,17 @@ class HoursReport:
         raise KeyError(rule)
 
 
+def claim(flagged: dict[str, list[tuple[int, int]]], rule: str, a: int, b: int) -> list[tuple[int, int]]:
+    """The parts of ``[a, b)`` not yet claimed for ``rule``, now claimed: a driving minute several windows see
+    (two sleeper pairs, two fortnights) is one violation."""
+    done = flagged.setdefault(rule, [])
+    parts = [(a, b)] if a < b else []
+    for x, y in done:
+        parts = [p for lo, hi in parts for p in ((lo, min(hi, x)), (max(lo, y), hi)) if p[0] < p[1]]
+    done.extend(parts)
+    return parts
+
+
 class Accumulator:
     """Collects excess minutes per (rule, window start) so a long breach is one violation, not one per
     segment."""

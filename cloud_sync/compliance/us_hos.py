@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from cloud_sync.compliance import calendar
 from cloud_sync.compliance.duty import HOUR, DutyStatus, Run, Segment, parse_hm, runs
-from cloud_sync.compliance.report import Accumulator, HoursReport, TimeLeft
+from cloud_sync.compliance.report import Accumulator, HoursReport, TimeLeft, claim
 from cloud_sync.compliance.rulepack import Rule, RulePack
 
 #: Rule kinds this engine knows, and the parameters each needs in the pack.
@@ -134,17 +134,6 @@ def _pair(split: Rule, a: Run, b: Run) -> bool:
     return shapes and a.seconds + b.seconds >= split.seconds("total")
 
 
-def _flag(flagged: dict[str, list[tuple[int, int]]], rule: str, a: int, b: int) -> list[tuple[int, int]]:
-    """The parts of ``[a, b)`` not flagged for ``rule`` yet (a driving minute is one violation, however many
-    spans see it), now flagged."""
-    done = flagged.setdefault(rule, [])
-    parts = [(a, b)]
-    for x, y in done:
-        parts = [p for lo, hi in parts for p in ((lo, min(hi, x)), (max(lo, y), hi)) if p[0] < p[1]]
-    done.extend(parts)
-    return parts
-
-
 def _check_span(r: _Rules, acc: Accumulator, flagged: dict[str, list[tuple[int, int]]],
                 span: list[_Period], excluded: int) -> None:
     """11 hours of driving and no driving after the 14th hour, over one period or two around a rest."""
@@ -159,11 +148,11 @@ def _check_span(r: _Rules, acc: Accumulator, flagged: dict[str, list[tuple[int, 
             if seg.status != DutyStatus.DRIVING:
                 continue
             over = seg.start + max(0, drive_limit - drive)
-            for a, b in _flag(flagged, r.driving.id, over, seg.end):
+            for a, b in claim(flagged, r.driving.id, over, seg.end):
                 acc.add(r.driving.id, r.driving.cite, start, span_end, a, b - a,
                         f"more than {drive_limit // 60} minutes of driving")
             late = p.start + (window - elapsed_before)
-            for a, b in _flag(flagged, r.window.id, max(seg.start, late), seg.end):
+            for a, b in claim(flagged, r.window.id, max(seg.start, late), seg.end):
                 acc.add(r.window.id, r.window.cite, start, window_end, a, b - a,
                         f"driving after the {window // HOUR}th hour of the duty window")
             drive += seg.seconds

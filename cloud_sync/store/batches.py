@@ -24,7 +24,6 @@ same records, batches and no open gap (tests/cloud_sync/test_ingest_properties.p
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,17 +32,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError
 
 from cloud_sync.store.bulk import store_batch_rows
+from cloud_sync.store.rows import batch_rows, latest_backlog
 from cloud_sync.store.schema import batches, chain_gaps, device_health
-from edge_agent.wire import GENESIS_HASH, Batch
+from edge_agent.wire import GENESIS_HASH, Batch, BatchColumns
 
 #: How far (in batches) behind the newest committed seq of its epoch a batch may arrive. A device
 #: sends about one batch per 5-300 s, so 100,000 batches is weeks of backlog reordered by retries.
 SEQ_WINDOW = 100_000
-#: Record kinds that are neither events nor positions (high-rate signal values; only in ``records``).
-SAMPLE_KINDS = frozenset({"sample"})
-POSITION_KIND = "position"
-#: A record whose payload carries this integer reports the device's outbox backlog (records queued).
-BACKLOG_KEY = "backlog_records"
 
 
 try:  # the driver's own data errors escape SQLAlchemy's wrapping on the COPY path
@@ -90,9 +85,14 @@ def _open_gap_covering(conn: Connection, device: str, epoch: int, seq: int) -> A
         chain_gaps.c.seq_from <= seq, chain_gaps.c.seq_to >= seq)).first()
 
 
-def commit_batch(conn: Connection, batch: Batch, blob_hash: bytes, received_at: float,
+def commit_batch(conn: Connection, batch: Batch | BatchColumns, blob_hash: bytes, received_at: float,
                  window: int = SEQ_WINDOW) -> Outcome:
-    """Decide and, if accepted, store ``batch`` (see the module docstring). Caller owns the transaction."""
+    """Decide and, if accepted, store ``batch`` (see the module docstring). Caller owns the transaction.
+
+    Ingest passes ``BatchColumns`` (``edge_agent.wire.open_columns``: no object per record); a ``Batch``
+    is turned into columns first."""
+    if isinstance(batch, Batch):
+        batch = BatchColumns.of(batch)
     device, epoch, seq = batch.key
     # One round trip for the batch's identity and both neighbours (round trips dominate a loaded server).
     near = {r.seq: r for r in conn.execute(select(batches.c.seq, batches.c.hash, batches.c.prev_hash).where(
@@ -116,10 +116,10 @@ def commit_batch(conn: Connection, batch: Batch, blob_hash: bytes, received_at: 
 
     conn.execute(batches.insert().values(
         device_id=device, boot_epoch=epoch, seq=seq, hash=blob_hash, prev_hash=batch.prev_hash,
-        created_at=batch.created_at, received_at=received_at, record_count=len(batch.records),
+        created_at=batch.created_at, received_at=received_at, record_count=len(batch),
         schema_version=batch.schema_version))
     try:
-        _store_records(conn, batch, received_at)
+        store_batch_rows(conn, *batch_rows(batch, received_at))
     except _DATA_ERRORS as exc:
         raise UnstorableBatch(str(exc).splitlines()[0]) from exc
     _update_health(conn, batch, received_at)
@@ -130,52 +130,19 @@ def commit_batch(conn: Connection, batch: Batch, blob_hash: bytes, received_at: 
     if gap_opened or conn.execute(select(g.id).where(g.device_id == device, g.filled_at.is_(None)).limit(1)).first():
         _extend_gap_above(conn, device, epoch, seq, succ is not None)
         _fill_gaps(conn, batch, blob_hash, received_at)
-    return Outcome("committed", stored=len(batch.records), gap_opened=gap_opened)
+    return Outcome("committed", stored=len(batch), gap_opened=gap_opened)
 
 
-def _finite(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    x = float(value)
-    return x if math.isfinite(x) else None
-
-
-def _store_records(conn: Connection, batch: Batch, received_at: float) -> None:
-    if not batch.records:
-        return
-    device, epoch, seq = batch.key
-    rec_rows: list[tuple[Any, ...]] = []
-    pos_rows: list[tuple[Any, ...]] = []
-    evt_rows: list[tuple[Any, ...]] = []
-    for r in batch.records:
-        rec_rows.append((device, r.id, r.kind, r.priority, r.timestamp, r.received_at, received_at, epoch, seq,
-                         r.payload))
-        if r.kind == POSITION_KIND:
-            p = r.payload
-            lat, lon = _finite(p.get("lat")), _finite(p.get("lon"))
-            # A position without a usable fix (NaN, out of range) stays in ``records`` only.
-            if lat is not None and lon is not None and abs(lat) <= 90 and abs(lon) <= 180:
-                pos_rows.append((device, r.id, r.timestamp, lat, lon, _finite(p.get("speed_mps")),
-                                 _finite(p.get("course_deg"))))
-        elif r.kind not in SAMPLE_KINDS:
-            evt_rows.append((device, r.id, r.kind, r.priority, r.timestamp, r.payload))
-    store_batch_rows(conn, device, rec_rows, pos_rows, evt_rows)
-
-
-def _update_health(conn: Connection, batch: Batch, received_at: float) -> None:
+def _update_health(conn: Connection, batch: BatchColumns, received_at: float) -> None:
     """One upsert: counters add up; "last batch" follows cloud arrival, backlog follows device time."""
-    backlog: tuple[float, int] | None = None
-    for r in batch.records:
-        value = r.payload.get(BACKLOG_KEY)
-        if type(value) is int and (backlog is None or r.timestamp >= backlog[0]):
-            backlog = (r.timestamp, value)
+    backlog = latest_backlog(batch)
     h = device_health.c
     stmt = _insert(conn)(device_health).values(
         device_id=batch.device_id, last_boot_epoch=batch.boot_epoch, last_seq=batch.seq,
         last_batch_created_at=batch.created_at, last_batch_received_at=received_at,
         clock_skew_s=received_at - batch.created_at, backlog_records=None if backlog is None else backlog[1],
         backlog_reported_at=None if backlog is None else backlog[0], batches_committed=1,
-        records_received=len(batch.records))
+        records_received=len(batch))
     ex = stmt.excluded
     newer_batch = h.last_batch_received_at.is_(None) | (h.last_batch_received_at <= ex.last_batch_received_at)
     newer_backlog = ex.backlog_reported_at.is_not(None) & (
@@ -191,7 +158,7 @@ def _update_health(conn: Connection, batch: Batch, received_at: float) -> None:
     conn.execute(stmt.on_conflict_do_update(index_elements=[h.device_id], set_=update_set))
 
 
-def _maybe_open_gap(conn: Connection, batch: Batch, now: float) -> bool:
+def _maybe_open_gap(conn: Connection, batch: BatchColumns, now: float) -> bool:
     device, epoch, seq = batch.key
     if seq == 0 or batch.prev_hash == GENESIS_HASH:
         return False
@@ -221,7 +188,7 @@ def _extend_gap_above(conn: Connection, device: str, epoch: int, seq: int, succ_
         g.seq_from > seq + 1).values(seq_from=seq + 1))
 
 
-def _fill_gaps(conn: Connection, batch: Batch, blob_hash: bytes, now: float) -> None:
+def _fill_gaps(conn: Connection, batch: BatchColumns, blob_hash: bytes, now: float) -> None:
     device, epoch, seq = batch.key
     g = chain_gaps.c
     candidates = conn.execute(select(g.id, g.seq_from, g.seq_to).where(

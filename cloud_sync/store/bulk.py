@@ -23,11 +23,13 @@ record and never change once stored.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from itertools import repeat
 from typing import Any
 
 from sqlalchemy import Connection, select
 
-from cloud_sync.store.engine import dumps_payload
+from cloud_sync.store.rows import TableRows
 from cloud_sync.store.schema import records
 
 _REC_COLS = ("device_id", "record_id", "kind", "priority", "device_time", "edge_received_at",
@@ -72,21 +74,23 @@ _SQLITE = {
     "events": _sqlite_sql("events", _EVT_COLS, _NOTHING),
 }
 COLUMNS = {"records": _REC_COLS, "positions": _POS_COLS, "events": _EVT_COLS}
+_TEXT_COLS = frozenset({"device_id", "kind", "payload"})
+_NULLABLE = frozenset({"speed_mps", "course_deg"})
+_NULL = "\\N"
 
 
-def insert_rows(conn: Connection, table: str, rows: list[tuple[Any, ...]]) -> None:
-    """Insert ``rows`` (tuples in ``COLUMNS[table]`` order, payloads as Python objects) into ``table``."""
-    if not rows:
+def insert_rows(conn: Connection, rows: TableRows) -> None:
+    """Insert ``rows`` with the table's conflict rule (see the module docstring)."""
+    n = len(rows)
+    if not n:
         return
-    cols = COLUMNS[table]
-    payload_at = cols.index("payload") if "payload" in cols else -1
-    if payload_at >= 0:
-        rows = [(*r[:payload_at], dumps_payload(r[payload_at]), *r[payload_at + 1 :]) for r in rows]
+    cols = COLUMNS[rows.table]
     if conn.dialect.name == "postgresql":
-        columns = list(zip(*rows, strict=True))
-        conn.exec_driver_sql(_PG[table], {c: list(v) for c, v in zip(cols, columns, strict=True)})
+        arrays = {c: [rows.constants[c]] * n if c in rows.constants else list(rows.columns[c]) for c in cols}
+        conn.exec_driver_sql(_PG[rows.table], arrays)
     else:
-        conn.exec_driver_sql(_SQLITE[table], rows)
+        values = [repeat(rows.constants[c]) if c in rows.constants else rows.columns[c] for c in cols]
+        conn.exec_driver_sql(_SQLITE[rows.table], list(zip(*values, strict=False)))  # constants repeat forever
 
 
 def _any_stored(conn: Connection, device_id: str, lo: int, hi: int) -> bool:
@@ -95,31 +99,55 @@ def _any_stored(conn: Connection, device_id: str, lo: int, hi: int) -> bool:
     return conn.execute(query).first() is not None
 
 
-def _copy(conn: Connection, table: str, rows: list[tuple[Any, ...]]) -> None:
-    cols = COLUMNS[table]
-    payload_at = cols.index("payload") if "payload" in cols else -1
-    raw = conn.connection.driver_connection
-    with raw.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as copy:  # type: ignore[union-attr]
-        if payload_at < 0:
-            for row in rows:
-                copy.write_row(row)
+def _escape(text: str) -> str:
+    """A value in COPY's text format: backslash, tab, newline and carriage return escaped."""
+    if "\\" in text:
+        text = text.replace("\\", "\\\\")
+    return text.replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _column_text(name: str, values: Sequence[Any]) -> list[str]:
+    if name in _TEXT_COLS:
+        if name == "payload":  # JSON text: control characters are escaped by the encoder, backslashes remain
+            return [v.replace("\\", "\\\\") for v in values]
+        escaped = {v: _escape(v) for v in set(values)}
+        return [escaped[v] for v in values]
+    if name in _NULLABLE:
+        return [_NULL if v is None else repr(v) for v in values]
+    return list(map(repr, values))
+
+
+def copy_text(rows: TableRows) -> str:
+    """``rows`` in PostgreSQL's COPY text format: one line per row, columns in ``COLUMNS`` order."""
+    parts: list[str | list[str]] = []
+    for name in COLUMNS[rows.table]:
+        if name in rows.constants:
+            const = rows.constants[name]
+            text = _escape(const) if name in _TEXT_COLS else repr(const)
+            parts.append(text.replace("{", "{{").replace("}", "}}"))
         else:
-            for row in rows:
-                copy.write_row((*row[:payload_at], dumps_payload(row[payload_at]), *row[payload_at + 1 :]))
+            parts.append(_column_text(name, rows.columns[name]))
+    line = "\t".join(p if isinstance(p, str) else "{}" for p in parts) + "\n"
+    return "".join(map(line.format, *(p for p in parts if not isinstance(p, str))))
 
 
-def store_batch_rows(conn: Connection, device_id: str, rec_rows: list[tuple[Any, ...]],
-                     pos_rows: list[tuple[Any, ...]], evt_rows: list[tuple[Any, ...]]) -> None:
+def _copy(conn: Connection, rows: TableRows) -> None:
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cur, cur.copy(f"COPY {rows.table} ({', '.join(COLUMNS[rows.table])}) FROM STDIN") as copy:  # type: ignore[union-attr]
+        copy.write(copy_text(rows))
+
+
+def store_batch_rows(conn: Connection, records_rows: TableRows, position_rows: TableRows,
+                     event_rows: TableRows) -> None:
     """Store one batch's rows (see the module docstring for which path is taken)."""
-    if not rec_rows:
+    if not len(records_rows):
         return
     if conn.dialect.name == "postgresql":
-        ids = [r[1] for r in rec_rows]
-        if not _any_stored(conn, device_id, min(ids), max(ids)):
-            for table, rows in (("records", rec_rows), ("positions", pos_rows), ("events", evt_rows)):
-                if rows:
-                    _copy(conn, table, rows)
+        ids = records_rows.columns["record_id"]
+        if not _any_stored(conn, records_rows.constants["device_id"], min(ids), max(ids)):
+            for rows in (records_rows, position_rows, event_rows):
+                if len(rows):
+                    _copy(conn, rows)
             return
-    insert_rows(conn, "records", rec_rows)
-    insert_rows(conn, "positions", pos_rows)
-    insert_rows(conn, "events", evt_rows)
+    for rows in (records_rows, position_rows, event_rows):
+        insert_rows(conn, rows)

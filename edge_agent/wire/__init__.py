@@ -1,13 +1,15 @@
 """The wire contract between vehicle and cloud: the only edge module the cloud imports.
 
-It depends on the standard library, ``cryptography`` and ``edge_agent.errors`` only (no MQTT, no
-SQLite, nothing of the edge runtime). ``model`` holds the batch and ack types, ``codec`` the format
-registry (``v1`` is written today; ``kinds`` and ``values`` are its columnar and generic payload
-forms), ``sign`` the envelope, signature, chain hash and key files, ``golden`` the generator of the
-golden files that pin the format.
+It depends on the standard library, ``cryptography``, ``edge_agent.errors`` and the ``wire_varint``
+kernel of ``native/`` only (no MQTT, no SQLite, nothing of the edge runtime). ``model`` holds the
+batch and ack types, ``codec`` the format registry (``v1`` is written today; ``kinds`` and ``values``
+are its columnar and generic payload forms, ``columns`` a decoded body as columns), ``sign`` the
+envelope, signature, chain hash and key files, ``golden`` the generator of the golden files that pin
+the format.
 """
 
 from edge_agent.wire.codec import FORMAT_VERSION, MAX_BODY_BYTES, decode_body, encode_body
+from edge_agent.wire.columns import BatchColumns, DecodedBody
 from edge_agent.wire.errors import REASONS, InvalidRecord, VerificationError, WireError
 from edge_agent.wire.model import GENESIS_HASH, SCHEMA_VERSION, Ack, Batch, WireRecord, decode_ack, encode_ack
 from edge_agent.wire.sign import (
@@ -16,6 +18,7 @@ from edge_agent.wire.sign import (
     load_private_key,
     load_public_key,
     open_batch,
+    open_columns,
     read_header,
     save_private_key,
     save_public_key,
@@ -30,6 +33,8 @@ __all__ = [
     "SCHEMA_VERSION",
     "Ack",
     "Batch",
+    "BatchColumns",
+    "DecodedBody",
     "InvalidRecord",
     "VerificationError",
     "WireError",
@@ -43,6 +48,7 @@ __all__ = [
     "load_private_key",
     "load_public_key",
     "open_batch",
+    "open_columns",
     "read_header",
     "save_private_key",
     "save_public_key",

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from edge_agent.wire.errors import VerificationError
 from edge_agent.wire.model import Batch, WireRecord
 from edge_agent.wire.varint import Reader
+
+if TYPE_CHECKING:
+    from edge_agent.wire.columns import DecodedBody
 
 FORMAT_VERSION = 1
 FORMATS: dict[int, str] = {1: "edge_agent.wire.v1:FORMAT"}
@@ -56,6 +59,8 @@ class Format(Protocol):
     def encode_body(self, records: tuple[WireRecord, ...]) -> bytes: ...
 
     def decode_body(self, raw: bytes, record_count: int) -> tuple[WireRecord, ...]: ...
+
+    def decode_columns(self, raw: bytes, record_count: int) -> DecodedBody: ...
 
     def compress(self, raw: bytes) -> bytes: ...
 

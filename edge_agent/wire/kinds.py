@@ -39,11 +39,13 @@ previous sample of the same signal.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from edge_agent.wire.columns import DecodedPositions, DecodedSamples
 from edge_agent.wire.errors import WireError
-from edge_agent.wire.values import V_INT, V_RAW, StringTable, classify, restore, string_at
+from edge_agent.wire.values import V_INT, V_RAW, StringTable, classify, restore
 from edge_agent.wire.varint import MAX_INT_BITS, Reader, Writer
 
 
@@ -121,24 +123,24 @@ class PositionCodec:
             w.delta_column((p[k] for p in payloads if k in p), order=1)
 
     @staticmethod
-    def decode(r: Reader, strings: list[str], n: int) -> list[dict[str, Any]]:
-        bits = [r.uvarint() for _ in range(n)]
-        if any(b >> _PRESENCE_BITS for b in bits):
+    def decode(r: Reader, strings: list[str], n: int) -> DecodedPositions:
+        bits = r.uvarint_column(n)
+        if n and max(bits) >> _PRESENCE_BITS:
             raise WireError("malformed", "position presence bits beyond the known fields")
-        lats = r.delta_column(n, order=2)
-        lons = r.delta_column(n, order=2)
-        out: list[dict[str, Any]] = [
-            {"lat": LAT.restore(a), "lon": LON.restore(b)} for a, b in zip(lats, lons, strict=True)
-        ]
-        for i, q in enumerate(POSITION_FLOATS):
-            holders = [p for p, b in zip(out, bits, strict=True) if b >> i & 1]
-            for p, v in zip(holders, r.delta_column(len(holders), order=1), strict=True):
-                p[q.key] = q.restore(v)
-        for i, k in enumerate(POSITION_INTS, start=len(POSITION_FLOATS)):
-            holders = [p for p, b in zip(out, bits, strict=True) if b >> i & 1]
-            for p, v in zip(holders, r.delta_column(len(holders), order=1), strict=True):
-                p[k] = v
-        return out
+        lat = [a / LAT.scale for a in r.delta_column(n, order=2)]
+        lon = [b / LON.scale for b in r.delta_column(n, order=2)]
+        optional: dict[str, Sequence[float | int | None]] = {}
+        for i, key in enumerate((*(q.key for q in POSITION_FLOATS), *POSITION_INTS)):
+            scale = POSITION_FLOATS[i].scale if i < len(POSITION_FLOATS) else 0.0
+            have = [b >> i & 1 for b in bits]
+            quantised = r.delta_column(sum(have), order=1)
+            values: Sequence[float | int] = [v / scale for v in quantised] if scale else quantised
+            if len(values) == n:
+                optional[key] = values
+            elif values:  # some positions lack the field
+                it = iter(values)
+                optional[key] = [next(it) if h else None for h in have]
+        return DecodedPositions(lat, lon, optional)
 
 
 _SAMPLE_KEYS = frozenset({"signal", "value", "unit", "source"})
@@ -187,46 +189,49 @@ class SampleCodec:
                 w.f64(p["value"])
 
     @staticmethod
-    def decode(r: Reader, strings: list[str], n: int) -> list[dict[str, Any]]:
-        signal_refs = [r.uvarint() for _ in range(n)]
-        signals = [string_at(strings, s) for s in signal_refs]
+    def decode(r: Reader, strings: list[str], n: int) -> DecodedSamples:
+        signal_refs = r.uvarint_column(n)
+        if n and max(signal_refs) >= len(strings):
+            raise WireError("malformed", f"string index {max(signal_refs)} outside a table of {len(strings)}")
+        signals = [strings[s] for s in signal_refs]
         extra: dict[str, list[str]] = {}
         for key in ("unit", "source"):
-            last: dict[int, int] = {}
+            codes = r.uvarint_column(n)
+            if n and max(codes) > len(strings):
+                raise WireError("malformed", f"string index {max(codes) - 1} outside a table of {len(strings)}")
+            last: dict[int, str] = {}
             col: list[str] = []
-            for s in signal_refs:
-                code = r.uvarint()
-                if code == 0:
-                    if s not in last:
-                        raise WireError("malformed", f"sample {key} refers to a previous one that does not exist")
-                    ref = last[s]
+            append = col.append
+            for s, code in zip(signal_refs, codes, strict=True):
+                if code:
+                    text = last[s] = strings[code - 1]
+                elif (prior := last.get(s)) is not None:
+                    text = prior
                 else:
-                    ref = code - 1
-                last[s] = ref
-                col.append(string_at(strings, ref))
+                    raise WireError("malformed", f"sample {key} refers to a previous one that does not exist")
+                append(text)
             extra[key] = col
-        classes = [r.uvarint() for _ in range(n)]
+        classes = r.uvarint_column(n)
+        if n and max(classes) > V_RAW:
+            raise WireError("malformed", f"sample value class {max(classes)}")
+        raw_count = classes.count(V_RAW) if n else 0
+        mantissas = r.svarint_column(n - raw_count)
         values: list[float | int] = []
+        append_value = values.append
         prev: dict[int, int] = {}
+        it = iter(mantissas)
         for s, c in zip(signal_refs, classes, strict=True):
             if c == V_RAW:
-                values.append(0.0)  # filled from the raw column below
+                append_value(0.0)  # filled from the raw column below
                 continue
-            m = prev.get(s, 0) + r.svarint()
+            m = prev.get(s, 0) + next(it)
             prev[s] = m
-            if c == V_INT:
-                values.append(m)
-            elif c < V_INT:
-                values.append(restore(c, m))
-            else:
-                raise WireError("malformed", f"sample value class {c}")
-        for i, c in enumerate(classes):
-            if c == V_RAW:
-                values[i] = r.f64()
-        return [
-            {"signal": sig, "value": v, "unit": u, "source": src}
-            for sig, v, u, src in zip(signals, values, extra["unit"], extra["source"], strict=True)
-        ]
+            append_value(m if c == V_INT else restore(c, m))
+        if raw_count:
+            for i, c in enumerate(classes):
+                if c == V_RAW:
+                    values[i] = r.f64()
+        return DecodedSamples(signals, values, extra["unit"], extra["source"])
 
 
 #: Codec tag (per record, in the body) -> columnar codec; tag 0 is the generic form.

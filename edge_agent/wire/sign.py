@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from edge_agent.wire.codec import FORMAT_VERSION, MAX_BODY_BYTES, Header, get_format
+from edge_agent.wire.columns import BatchColumns
 from edge_agent.wire.errors import InvalidRecord, VerificationError, WireError
 from edge_agent.wire.model import Batch
 from edge_agent.wire.varint import Reader
@@ -77,7 +78,27 @@ def open_batch(blob: bytes, public_key_lookup: PublicKeyLookup) -> Batch:
         raise VerificationError(exc.reason, exc.detail) from None
 
 
-def _open(blob: bytes, public_key_lookup: PublicKeyLookup) -> Batch:
+def open_columns(blob: bytes, public_key_lookup: PublicKeyLookup) -> BatchColumns:
+    """``open_batch`` with the records left as columns (what the cloud's ingest stores); same checks,
+    same ``VerificationError`` reasons."""
+    try:
+        header, raw = _verified_body(blob, public_key_lookup)
+        body = get_format(header.format_version).decode_columns(raw, header.record_count)
+        try:  # the header's identity fields, checked by Batch itself (no records: nothing else to check)
+            Batch(header.device_id, header.boot_epoch, header.seq, header.prev_hash, header.created_at, (),
+                  header.schema_version)
+        except InvalidRecord as exc:
+            raise WireError("malformed", f"signed header out of range: {exc.detail}") from None
+    except VerificationError:
+        raise
+    except WireError as exc:
+        raise VerificationError(exc.reason, exc.detail) from None
+    return BatchColumns(header.device_id, header.boot_epoch, header.seq, header.prev_hash, header.created_at, body,
+                        header.schema_version)
+
+
+def _verified_body(blob: bytes, public_key_lookup: PublicKeyLookup) -> tuple[Header, bytes]:
+    """The header and the inflated body of a blob whose signature verifies."""
     header, body_at = read_header(blob)
     key = public_key_lookup(header.device_id)
     if key is None:
@@ -87,9 +108,14 @@ def _open(blob: bytes, public_key_lookup: PublicKeyLookup) -> Batch:
         key.verify(bytes(signature), bytes(signed))
     except InvalidSignature:
         raise VerificationError("bad_signature", f"device {header.device_id} seq {header.seq}") from None
-    fmt = get_format(header.format_version)
-    raw = fmt.decompress(bytes(blob[body_at : body_at + header.body_len]), header.raw_len)
-    records = fmt.decode_body(raw, header.record_count)
+    raw = get_format(header.format_version).decompress(bytes(blob[body_at : body_at + header.body_len]),
+                                                       header.raw_len)
+    return header, raw
+
+
+def _open(blob: bytes, public_key_lookup: PublicKeyLookup) -> Batch:
+    header, raw = _verified_body(blob, public_key_lookup)
+    records = get_format(header.format_version).decode_body(raw, header.record_count)
     try:
         return Batch(header.device_id, header.boot_epoch, header.seq, header.prev_hash, header.created_at,
                      records, header.schema_version)

@@ -36,13 +36,16 @@ import zlib
 from typing import Any
 
 from edge_agent.wire.codec import MAX_BODY_BYTES, Header
+from edge_agent.wire.columns import MAX_ABS_TIME_MS, DecodedBody, DecodedPositions, DecodedSamples
 from edge_agent.wire.errors import InvalidRecord, VerificationError, WireError
-from edge_agent.wire.kinds import COLUMNAR
+from edge_agent.wire.kinds import COLUMNAR, PositionCodec, SampleCodec
 from edge_agent.wire.model import DEVICE_ID_RE, HASH_BYTES, MAX_RECORDS_PER_BATCH, WireRecord
-from edge_agent.wire.values import StringTable, read_string_table, read_value, string_at, write_value
+from edge_agent.wire.values import StringTable, read_string_table, read_value, write_value
 from edge_agent.wire.varint import Reader, Writer
 
 _GENERIC = 0
+_POSITIONS = next(t for t, c in COLUMNAR.items() if c is PositionCodec)
+_SAMPLES = next(t for t, c in COLUMNAR.items() if c is SampleCodec)
 _ZLIB_LEVEL = 9
 _WBITS_RAW = -15
 _MAX_DEVICE_ID = 64
@@ -134,49 +137,59 @@ class FormatV1:
         return head.getvalue() + w.getvalue()
 
     def decode_body(self, raw: bytes, record_count: int) -> tuple[WireRecord, ...]:
+        return self.decode_columns(raw, record_count).records()
+
+    def decode_columns(self, raw: bytes, record_count: int) -> DecodedBody:
         try:
-            return self._decode_body(raw, record_count)
+            body = self._decode_columns(raw, record_count)
+            body.check()
         except (OverflowError, ValueError) as exc:  # a mantissa too big for a float, columns of unequal length
             raise WireError("malformed", f"body: {exc}") from None
+        except InvalidRecord as exc:
+            raise WireError("malformed", f"decoded record out of range: {exc}") from None
+        return body
 
-    def _decode_body(self, raw: bytes, record_count: int) -> tuple[WireRecord, ...]:
+    def _decode_columns(self, raw: bytes, record_count: int) -> DecodedBody:
         r = Reader(raw)
         strings = read_string_table(r)
         n = record_count
         if n > r.remaining():  # each record costs at least one byte in every common column
             raise WireError("malformed", f"{n} records cannot fit in {r.remaining()} bytes")
-        kinds = [string_at(strings, r.uvarint()) for _ in range(n)]
-        codecs = [r.uvarint() for _ in range(n)]
-        for tag in codecs:
+        kind_refs = r.uvarint_column(n)
+        if n and max(kind_refs) >= len(strings):
+            raise WireError("malformed", f"string index {max(kind_refs)} outside a table of {len(strings)}")
+        kinds = [strings[k] for k in kind_refs]
+        codecs = r.uvarint_column(n)
+        for tag in set(codecs):
             if tag != _GENERIC and tag not in COLUMNAR:
                 raise WireError("malformed", f"codec tag {tag}")
         ids = r.delta_column(n, order=1)
         priorities = r.delta_column(n, order=1)
         ts = r.delta_column(n, order=2)
         offsets = r.delta_column(n, order=1)
-        payloads: list[dict[str, Any] | None] = [None] * n
+        received = [t + o for t, o in zip(ts, offsets, strict=True)]
+        if n and max(-min(ts), max(ts), -min(received), max(received)) > MAX_ABS_TIME_MS:
+            raise InvalidRecord(f"a time beyond {MAX_ABS_TIME_MS} ms of the epoch")
+        where: dict[int, list[int]] = {tag: [] for tag in (_GENERIC, *COLUMNAR)}
         for i, tag in enumerate(codecs):
-            if tag == _GENERIC:
-                value = read_value(r, strings)
-                if not isinstance(value, dict):
-                    raise WireError("malformed", f"record {i}: generic payload is not a dict")
-                payloads[i] = value
+            where[tag].append(i)
+        generic: list[dict[str, Any]] = []
+        for i in where[_GENERIC]:
+            value = read_value(r, strings)
+            if not isinstance(value, dict):
+                raise WireError("malformed", f"record {i}: generic payload is not a dict")
+            generic.append(value)
+        decoded = []
         for t, codec in COLUMNAR.items():
-            where = [i for i, tag in enumerate(codecs) if tag == t]
-            if any(kinds[i] != codec.kind for i in where):
+            if any(kinds[i] != codec.kind for i in where[t]):
                 raise WireError("malformed", f"codec {t} used for a record that is not a {codec.kind}")
-            for i, p in zip(where, codec.decode(r, strings, len(where)), strict=True):
-                payloads[i] = p
+            decoded.append(codec.decode(r, strings, len(where[t])))
         if r.remaining():
             raise WireError("malformed", f"{r.remaining()} bytes after the last column")
-        try:
-            return tuple(
-                WireRecord(ids[i], kinds[i], priorities[i], ts[i] / 1000.0, (ts[i] + offsets[i]) / 1000.0,
-                           payloads[i] or {})
-                for i in range(n)
-            )
-        except InvalidRecord as exc:
-            raise WireError("malformed", f"decoded record out of range: {exc}") from None
+        positions, samples = decoded
+        assert isinstance(positions, DecodedPositions) and isinstance(samples, DecodedSamples)
+        return DecodedBody(ids, kinds, priorities, [t / 1000.0 for t in ts], [t / 1000.0 for t in received],
+                           where[_GENERIC], generic, where[_POSITIONS], positions, where[_SAMPLES], samples)
 
 
 FORMAT = FormatV1()

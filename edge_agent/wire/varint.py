@@ -9,14 +9,22 @@ Columns are delta coded: order 1 stores differences from the previous value (slo
 values, e.g. altitude), order 2 stores differences of differences (values moving at a steady rate,
 e.g. 1 Hz timestamps and the coordinates of a vehicle at cruise), which are mostly near zero and
 compress well.
+
+Whole columns are read by the ``wire_varint`` kernel (``native/``: Cython, or its pure-Python twin
+under ``FLEET_PURE_PYTHON=1``) into int64 arrays; a column it declines (a value beyond int64, or
+data ending inside it) is re-read here value by value, which handles any int and raises the
+precise error, so the result never depends on which implementation ran.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from edge_agent.wire.errors import WireError
+from native import kernel
+
+_columns = kernel("wire_varint")
 
 #: Largest integer magnitude the format carries (bits); ``model`` refuses bigger payload ints.
 MAX_INT_BITS = 1024
@@ -136,7 +144,31 @@ class Reader:
     def blob(self, limit: int) -> bytes:
         return self.take(self.count(limit, "byte string length"))
 
-    def delta_column(self, n: int, order: int) -> list[int]:
+    def uvarint_column(self, n: int) -> Sequence[int]:
+        """``n`` unsigned varints."""
+        status, out, end = _columns.uvarints(self.data, self.pos, n)
+        if status:
+            return [self.uvarint() for _ in range(n)]
+        self.pos = end
+        return out
+
+    def svarint_column(self, n: int) -> Sequence[int]:
+        """``n`` zigzag varints."""
+        status, out, end = _columns.svarints(self.data, self.pos, n)
+        if status:
+            return [self.svarint() for _ in range(n)]
+        self.pos = end
+        return out
+
+    def delta_column(self, n: int, order: int) -> Sequence[int]:
+        """``n`` values of an order-1 or order-2 delta column (see ``Writer.delta_column``)."""
+        status, out, end = _columns.deltas(self.data, self.pos, n, order)
+        if status:
+            return self._delta_column(n, order)
+        self.pos = end
+        return out
+
+    def _delta_column(self, n: int, order: int) -> list[int]:
         data, pos = self.data, self.pos
         size = len(data)
         out: list[int] = []
