@@ -1,0 +1,215 @@
+"""Meter readings (odometer, engine hours, idle hours): from the vehicles' events and entered by staff.
+
+Meters only go up. A reading is checked against its neighbours *in time* (the newest valid reading at
+or before it and the oldest after it), not against the newest stored, so a late reading (a backlog
+batch, a paper log typed in a week later) is placed where it belongs and never taken as "latest":
+
+- a manual reading that goes backwards is refused (``Conflict``, naming the neighbour) unless it is
+  entered as void (kept for the record, never used);
+- a vehicle reading that goes backwards is stored void with the reason (the event stays counted, the
+  meter stays monotonic), since the vehicle cannot be asked to retype it.
+
+Idle hours are not a counter on the bus: the vehicle's reading at an ``idle_ended`` event is the sum of
+all its idle periods up to then (``add_idle``). A late idle period raises the readings after it, so the
+series stays the running total whatever order the events arrive in.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from cloud_sync.maintenance.errors import Conflict, Invalid, NotFound
+from cloud_sync.maintenance.tables import meter_readings
+
+ODOMETER, ENGINE_HOURS, IDLE_HOURS = "odometer_km", "engine_hours", "idle_hours"
+METERS = (ODOMETER, ENGINE_HOURS, IDLE_HOURS)
+#: Idle hours are the sum of the vehicle's idle periods; a typed-in figure would have another origin.
+MANUAL_METERS = (ODOMETER, ENGINE_HOURS)
+VEHICLE, MANUAL = "vehicle", "manual"
+IDLE_ORIGIN = "idle_events"
+#: A usage rate over less than this span is taken over this span (a 10-minute capture is not a day).
+MIN_RATE_SPAN_DAYS = 1.0
+DAY_S = 86_400.0
+MAX_LISTED = 1000
+#: Largest meter value accepted (km or h): well beyond any vehicle, small enough to catch unit mix-ups (m as km).
+MAX_METER_VALUE = 1e8
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    id: int
+    device_id: str
+    meter: str
+    value: float
+    read_at: float
+    source: str
+    origin: str | None
+    record_id: int | None
+    void: bool
+    void_reason: str | None
+    note: str | None
+    created_at: float
+
+
+def _reading(r: Any) -> Reading:
+    return Reading(r.id, r.device_id, r.meter, r.value, r.read_at, r.source, r.origin, r.record_id, bool(r.void),
+                   r.void_reason, r.note, r.created_at)
+
+
+def _valid(device_id: str, meter: str) -> Any:
+    c = meter_readings.c
+    return (c.device_id == device_id) & (c.meter == meter) & (c.void.is_(False))
+
+
+def before(conn: Connection, device_id: str, meter: str, t: float) -> Reading | None:
+    """The newest valid reading at or before ``t``."""
+    c = meter_readings.c
+    row = conn.execute(select(meter_readings).where(_valid(device_id, meter), c.read_at <= t)
+                       .order_by(c.read_at.desc(), c.value.desc()).limit(1)).first()
+    return None if row is None else _reading(row)
+
+
+def after(conn: Connection, device_id: str, meter: str, t: float) -> Reading | None:
+    """The oldest valid reading strictly after ``t``."""
+    c = meter_readings.c
+    row = conn.execute(select(meter_readings).where(_valid(device_id, meter), c.read_at > t)
+                       .order_by(c.read_at, c.value).limit(1)).first()
+    return None if row is None else _reading(row)
+
+
+def value_at(conn: Connection, device_id: str, meter: str, t: float) -> float | None:
+    r = before(conn, device_id, meter, t)
+    return None if r is None else r.value
+
+
+def first_after(conn: Connection, device_id: str, meter: str, t: float) -> float | None:
+    r = after(conn, device_id, meter, t)
+    return None if r is None else r.value
+
+
+def backwards(conn: Connection, device_id: str, meter: str, value: float, t: float) -> str | None:
+    """Why ``value`` at ``t`` would break the meter's order, or None if it fits."""
+    prev, nxt = before(conn, device_id, meter, t), after(conn, device_id, meter, t)
+    if prev is not None and value < prev.value:
+        return f"{meter} {value:g} at {t:.3f} is below reading #{prev.id} ({prev.value:g} at {prev.read_at:.3f})"
+    if nxt is not None and value > nxt.value:
+        return f"{meter} {value:g} at {t:.3f} is above the later reading #{nxt.id} ({nxt.value:g} at {nxt.read_at:.3f})"
+    return None
+
+
+def _check_value(meter: str, value: float, read_at: float) -> None:
+    if meter not in METERS:
+        raise Invalid(f"unknown meter {meter!r} (one of {', '.join(METERS)})")
+    if not (math.isfinite(value) and 0 <= value <= MAX_METER_VALUE) or not math.isfinite(read_at):
+        raise Invalid(f"{meter} reading {value!r} at {read_at!r} is not a finite value in 0..{MAX_METER_VALUE:g}")
+
+
+def _insert(conn: Connection, **values: Any) -> Reading:
+    new_id = conn.execute(insert(meter_readings).values(**values).returning(meter_readings.c.id)).scalar_one()
+    return get_reading(conn, new_id)
+
+
+def add_manual(conn: Connection, device_id: str, meter: str, value: float, read_at: float, now: float, *,
+               void: bool = False, void_reason: str | None = None, entered_by: str | None = None,
+               note: str | None = None) -> Reading:
+    """Store a reading staff entered; ``Conflict`` if it goes backwards and is not marked void."""
+    _check_value(meter, value, read_at)
+    if meter not in MANUAL_METERS:
+        raise Invalid(f"{meter} is summed from the vehicle's idle periods and cannot be entered by hand")
+    if void and not void_reason:
+        raise Invalid("a void reading needs a void_reason")
+    if not void:
+        reason = backwards(conn, device_id, meter, value, read_at)
+        if reason is not None:
+            raise Conflict(f"reading goes backwards: {reason}; enter it as void (with a reason) to keep it on record")
+    return _insert(conn, device_id=device_id, meter=meter, value=value, read_at=read_at, source=MANUAL,
+                   origin=entered_by, record_id=None, void=void, void_reason=void_reason if void else None,
+                   note=note, created_at=now)
+
+
+def add_vehicle(conn: Connection, device_id: str, meter: str, value: float, read_at: float, record_id: int,
+                origin: str | None, now: float) -> Reading | None:
+    """Store a reading from a vehicle event, void if it goes backwards; None if the event already gave one."""
+    c = meter_readings.c
+    if conn.execute(select(c.id).where(c.device_id == device_id, c.meter == meter,
+                                       c.record_id == record_id)).first() is not None:
+        return None
+    _check_value(meter, value, read_at)
+    reason = backwards(conn, device_id, meter, value, read_at)
+    return _insert(conn, device_id=device_id, meter=meter, value=value, read_at=read_at, source=VEHICLE,
+                   origin=origin, record_id=record_id, void=reason is not None,
+                   void_reason=None if reason is None else f"goes backwards: {reason}", note=None, created_at=now)
+
+
+def add_idle(conn: Connection, device_id: str, hours: float, read_at: float, record_id: int, now: float
+             ) -> Reading | None:
+    """Add one idle period of ``hours`` ending at ``read_at`` to the running idle-hours total."""
+    if not (math.isfinite(hours) and hours >= 0):
+        raise Invalid(f"idle duration {hours!r} h is not a finite non-negative number")
+    c = meter_readings.c
+    if conn.execute(select(c.id).where(c.device_id == device_id, c.meter == IDLE_HOURS,
+                                       c.record_id == record_id)).first() is not None:
+        return None
+    total = (value_at(conn, device_id, IDLE_HOURS, read_at) or 0.0) + hours
+    # Later periods already summed without this one: raise them so the total stays the running sum.
+    conn.execute(update(meter_readings).where(c.device_id == device_id, c.meter == IDLE_HOURS, c.read_at > read_at)
+                 .values(value=c.value + hours))
+    return _insert(conn, device_id=device_id, meter=IDLE_HOURS, value=total, read_at=read_at,
+                   source=VEHICLE, origin=IDLE_ORIGIN, record_id=record_id, void=False, void_reason=None,
+                   note=None, created_at=now)
+
+
+def get_reading(conn: Connection, reading_id: int) -> Reading:
+    row = conn.execute(select(meter_readings).where(meter_readings.c.id == reading_id)).first()
+    if row is None:
+        raise NotFound(f"no meter reading {reading_id}")
+    return _reading(row)
+
+
+def void_reading(conn: Connection, reading_id: int, reason: str) -> Reading:
+    """Mark a reading void (a typo, a replaced instrument cluster): it stays listed but is never used."""
+    if not reason:
+        raise Invalid("voiding a reading needs a reason")
+    reading = get_reading(conn, reading_id)
+    if reading.meter == IDLE_HOURS:
+        raise Invalid("idle-hours readings are sums of the vehicle's idle periods and cannot be voided")
+    conn.execute(update(meter_readings).where(meter_readings.c.id == reading_id)
+                 .values(void=True, void_reason=reason))
+    return get_reading(conn, reading_id)
+
+
+def list_readings(conn: Connection, device_id: str, meter: str | None, start: float | None, end: float | None,
+                  limit: int = MAX_LISTED) -> list[Reading]:
+    """Readings in time order (void ones included, flagged), oldest first."""
+    c = meter_readings.c
+    query = select(meter_readings).where(c.device_id == device_id)
+    if meter is not None:
+        query = query.where(c.meter == meter)
+    if start is not None:
+        query = query.where(c.read_at >= start)
+    if end is not None:
+        query = query.where(c.read_at < end)
+    rows = conn.execute(query.order_by(c.read_at, c.id).limit(min(limit, MAX_LISTED))).all()
+    return [_reading(r) for r in rows]
+
+
+def current(conn: Connection, device_id: str, t: float) -> dict[str, float | None]:
+    """Each meter's value at ``t`` (its newest valid reading at or before ``t``)."""
+    return {m: value_at(conn, device_id, m, t) for m in METERS}
+
+
+def daily_rate(conn: Connection, device_id: str, meter: str, now: float, window_days: float) -> float | None:
+    """Mean use per day over the last ``window_days`` before ``now``; None without two readings to compare."""
+    start = now - window_days * DAY_S
+    end_r = before(conn, device_id, meter, now)
+    if end_r is None:
+        return None
+    start_r = before(conn, device_id, meter, start) or after(conn, device_id, meter, start)
+    if start_r is None or start_r.read_at >= end_r.read_at:
+        return None
+    span_days = max((end_r.read_at - start_r.read_at) / DAY_S, MIN_RATE_SPAN_DAYS)
+    return max(end_r.value - start_r.value, 0.0) / span_days
