@@ -20,9 +20,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from cloud_sync.metrics import Metrics
 from cloud_sync.store.batches import SEQ_WINDOW, UnstorableBatch, commit_batch, stored_hash
@@ -32,6 +33,8 @@ from edge_agent.wire.sign import load_public_key_pem
 
 log = logging.getLogger(__name__)
 
+#: A commit hook: ``(conn, batch, received_at)``, run inside the batch's commit transaction.
+CommitHook = Callable[[Connection, BatchColumns, float], None]
 #: Ack device id for blobs whose header does not parse (matches ``wire.model.DEVICE_ID_RE``).
 UNREADABLE_DEVICE = "-"
 
@@ -45,6 +48,9 @@ class Ingestor:
         self.seq_window = seq_window
         self._keys: dict[tuple[str, str], Ed25519PublicKey] = {}  # (device, PEM) -> parsed key
         self._keys_lock = threading.Lock()
+        #: Called inside the transaction that commits a batch, after its rows are stored: what a hook
+        #: writes commits or rolls back with the batch (``cloud_sync.webhooks.IngestWebhooks``).
+        self.commit_hooks: list[CommitHook] = default_commit_hooks()
 
     def ingest(self, blob: bytes, received_at: float | None = None) -> Ack:
         """Verify and store one blob; never raises for bad input (the ack says what happened)."""
@@ -99,6 +105,9 @@ class Ingestor:
             outcome = commit_batch(conn, batch, blob_hash, now, self.seq_window)
             if outcome.status == "rejected":
                 conn.rollback()
+            elif outcome.status == "committed":
+                for hook in self.commit_hooks:
+                    hook(conn, batch, now)
         if outcome.status == "rejected":
             return self._reject(*batch.key, outcome.reason, "")
         if outcome.status == "duplicate":
@@ -109,6 +118,13 @@ class Ingestor:
             self.metrics.inc("gaps_opened")
             log.warning("chain gap before batch %s/%d/%d", *batch.key)
         return Ack(*batch.key, "committed", stored=outcome.stored)
+
+    def invalidate_hooks(self) -> None:
+        """Configuration the commit hooks cache changed (a webhook subscription was added or stopped)."""
+        for hook in self.commit_hooks:
+            invalidate = getattr(hook, "invalidate", None)
+            if invalidate is not None:
+                invalidate()
 
     def _duplicate(self, ident: tuple[str, int, int]) -> Ack:
         self.metrics.inc("batches_duplicate")
@@ -126,3 +142,10 @@ class Ingestor:
         self.metrics.rejected(reason)
         log.warning("rejected batch %s/%d/%d: %s %s", device_id, boot_epoch, seq, reason, detail)
         return Ack(device_id, boot_epoch, seq, "rejected", reason=reason)
+
+
+def default_commit_hooks() -> list[CommitHook]:
+    """What every ingest path runs in its commit transaction: queue the batch's webhook events."""
+    from cloud_sync.webhooks import IngestWebhooks
+
+    return [IngestWebhooks()]

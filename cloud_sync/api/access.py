@@ -101,6 +101,13 @@ ACCESS: dict[str, Rule] = {
     "GET /v1/users": allow(ADMIN, AUDITOR),
     "POST /v1/users": allow(ADMIN),
     "POST /v1/users/{name}/tokens": allow(ADMIN),
+    # webhooks: endpoints, secrets and delivery payloads are fleet-wide integration settings
+    "GET /v1/webhooks": allow(ADMIN),
+    "POST /v1/webhooks": allow(ADMIN),
+    "DELETE /v1/webhooks/{webhook_id}": allow(ADMIN),
+    "GET /v1/webhooks/{webhook_id}/deliveries": allow(ADMIN),
+    "POST /v1/webhooks/{webhook_id}/ping": allow(ADMIN),
+    "POST /v1/webhooks/deliveries/{delivery_id}/replay": allow(ADMIN),
 }
 
 #: Routes Starlette serves itself (no FastAPI dependencies run there): the schema and its viewers.

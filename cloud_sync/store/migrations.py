@@ -50,11 +50,19 @@ def _v4_device_configs(conn: Connection) -> None:
     schema.metadata.create_all(conn, tables=[configs.device_configs])
 
 
+def _webhooks(conn: Connection) -> None:
+    """Webhook subscriptions and the deliveries queue (``cloud_sync.webhooks.tables``)."""
+    from cloud_sync.webhooks import tables
+
+    schema.metadata.create_all(conn, tables=[tables.webhook_subscriptions, tables.webhook_deliveries])
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("initial", _v1_initial),
     ("provisioning", _v2_provisioning),
     ("governance", _v3_governance),
     ("device_configs", _v4_device_configs),
+    ("webhooks", _webhooks),
 ]
 LATEST_VERSION = len(MIGRATIONS)
 
