@@ -17,6 +17,7 @@ A blob whose header cannot be read has no trustworthy device id; its ack names `
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 CommitHook = Callable[[Connection, BatchColumns, float], None]
 #: Ack device id for blobs whose header does not parse (matches ``wire.model.DEVICE_ID_RE``).
 UNREADABLE_DEVICE = "-"
+#: Rejection reason a caller answers when ``Ingestor.ingest`` raised (the store is down or unreachable).
+STORE_UNAVAILABLE = "store_unavailable"
 
 
 class Ingestor:
@@ -53,7 +56,15 @@ class Ingestor:
         self.commit_hooks: list[CommitHook] = default_commit_hooks()
 
     def ingest(self, blob: bytes, received_at: float | None = None) -> Ack:
-        """Verify and store one blob; never raises for bad input (the ack says what happened)."""
+        """Verify and store one blob; never raises for bad input (the ack says what happened).
+
+        Every ack carries the blob's SHA-256 (``Ack.batch_hash``): the device acts only on an ack for
+        the very bytes it sent under that (epoch, seq), whatever the header says.
+        """
+        blob_hash = batch_hash(blob)
+        return dataclasses.replace(self._ingest(blob, blob_hash, received_at), batch_hash=blob_hash)
+
+    def _ingest(self, blob: bytes, blob_hash: bytes, received_at: float | None) -> Ack:
         now = time.time() if received_at is None else received_at
         self.metrics.inc("batches_received")
         self.metrics.inc("bytes_received", len(blob))
@@ -65,7 +76,6 @@ class Ingestor:
             log.exception("reading a batch header failed")
             return self._reject(UNREADABLE_DEVICE, 0, 0, "undecodable", repr(exc))
         ident = (header.device_id, header.boot_epoch, header.seq)
-        blob_hash = batch_hash(blob)
         with self.engine.connect() as conn:
             device = get_device(conn, header.device_id)
             committed = None if device is None else stored_hash(conn, *ident)
@@ -149,3 +159,14 @@ def default_commit_hooks() -> list[CommitHook]:
     from cloud_sync.webhooks import IngestWebhooks
 
     return [IngestWebhooks()]
+
+
+def unavailable_ack(blob: bytes) -> Ack:
+    """The ``store_unavailable`` rejection of ``blob``, for callers whose ``ingest`` raised: the device
+    keeps the rows and sends them again after its backoff instead of waiting out its ack timeout."""
+    try:
+        header, _ = read_header(blob)
+        ident = (header.device_id, header.boot_epoch, header.seq)
+    except Exception:  # an unreadable header is answered under UNREADABLE_DEVICE
+        ident = (UNREADABLE_DEVICE, 0, 0)
+    return Ack(*ident, "rejected", reason=STORE_UNAVAILABLE, batch_hash=batch_hash(blob))

@@ -33,6 +33,7 @@ REJECT_REASONS: dict[str, str] = {
     "unstorable": "The database refused a verified batch's values (PostgreSQL: NUL in a text/jsonb value).",
     "wrong_media_type": "An HTTP body not sent as application/octet-stream (not read).",
     "too_large": "The HTTP body exceeds the configured batch size limit.",
+    "store_unavailable": "The store raised while ingesting (down, unreachable); the device sends the rows again.",
 }
 
 PREFIX = "fleet_cloud_"

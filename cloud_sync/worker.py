@@ -1,9 +1,12 @@
 """The MQTT ingest worker: batches from ``$share/ingest/fleet/v1/+/batch`` into ``Ingestor``, acks back.
 
-Run it as ``python -m cloud_sync.worker --broker HOST:PORT --database URL``; start more (on more
-machines) to split the load: the MQTT v5 shared subscription (OASIS MQTT 5.0, 4.8.2) hands each
-batch to one worker of the group. For every message the worker calls ``Ingestor.ingest`` and
-publishes the encoded ``Ack`` (QoS 1) to ``fleet/v1/<device>/ack``, the device named by the topic.
+Run it as ``fleet-cloud worker --broker HOST:PORT --database URL`` (or ``python -m cloud_sync.worker``
+with the same options, ``cloud_sync.worker_options``); start more (on more machines) to split the
+load: the MQTT v5 shared subscription (OASIS MQTT 5.0, 4.8.2) hands each batch to one worker of the
+group. For every message the worker calls ``Ingestor.ingest`` and publishes the encoded ``Ack``
+(QoS 1, naming the SHA-256 of the batch) to ``fleet/v1/<device>/ack``, the device named by the topic;
+when the ingest raises (the store is down) the ack is a ``store_unavailable`` rejection, which the
+device retries after its backoff.
 
 The batch's own PUBACK is sent by hand, after the ack has been handed to paho, so the broker never
 counts a batch as delivered that was not ingested. A PUBACK is only sent on the connection that
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -44,21 +48,20 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_when_event_set, wait_exponential, wait_random
 
-from cloud_sync.ingest import UNREADABLE_DEVICE, Ingestor
+from cloud_sync.ingest import STORE_UNAVAILABLE, UNREADABLE_DEVICE, Ingestor, unavailable_ack
 from cloud_sync.store import make_engine, migrate
+from cloud_sync.worker_options import (
+    DEFAULT_GROUP,
+    DEFAULT_RECEIVE_MAXIMUM,
+    DEFAULT_SESSION_EXPIRY_S,
+    add_arguments,
+)
+from cloud_sync.worker_options import parse_broker as parse_broker  # re-exported: callers parse --broker here
 from edge_agent.wire import Ack, WireError, encode_ack
 
 log = logging.getLogger(__name__)
 
 TOPIC_FILTER = "fleet/v1/+/batch"
-DEFAULT_GROUP = "ingest"
-#: Batches the broker may have in flight to one worker (CONNECT Receive Maximum).
-DEFAULT_RECEIVE_MAXIMUM = 32
-#: Session Expiry Interval 0: a worker's session ends with its connection. A persistent session would
-#: outlive a dead worker, and Mosquitto keeps handing that offline session its share of the group's
-#: batches (we measured half the traffic parked on a SIGKILLed worker). Batches in flight to a worker
-#: that dies are sent again by their devices after the ack timeout, so nothing needs the session.
-DEFAULT_SESSION_EXPIRY_S = 0
 KEEPALIVE_S = 30
 #: Reconnect backoff: exponential between these, plus up to ``RECONNECT_JITTER_S``.
 RECONNECT_MIN_S, RECONNECT_MAX_S, RECONNECT_JITTER_S = 0.1, 10.0, 0.2
@@ -186,11 +189,17 @@ class IngestWorker:
         device = device_of(msg.topic)
         try:
             ack = self.ingestor.ingest(msg.payload)
-            self._answer(device, ack)
         except Exception:
-            # The store is down or broken: no ack, so the device sends the rows again after its ack
-            # timeout. The PUBACK still goes, or the batch would pin a Receive Maximum slot.
+            # The store is down or broken. The PUBACK still goes, or the batch would pin a Receive
+            # Maximum slot, and the device hears "store_unavailable" (a transient reason: it keeps the
+            # rows and sends them again after its backoff, rather than waiting out its ack timeout).
             log.exception("ingest of a batch on %s failed; the device will retry", msg.topic)
+            ack = unavailable_ack(msg.payload)
+            self.ingestor.metrics.rejected(STORE_UNAVAILABLE)
+        try:
+            self._answer(device, ack)
+        except Exception:  # an ack that cannot be sent is made up for by the device's ack timeout
+            log.exception("answering a batch on %s failed; the device will retry", msg.topic)
         self.processed += 1
         if msg.connection == self._connection:
             self._client.ack(msg.mid, msg.qos)
@@ -202,7 +211,7 @@ class IngestWorker:
             return
         if ack.device_id == UNREADABLE_DEVICE:
             try:
-                ack = Ack(device, ack.boot_epoch, ack.seq, ack.status, ack.reason, ack.stored)
+                ack = dataclasses.replace(ack, device_id=device)
             except WireError:
                 log.warning("batch on topic of invalid device id %r; no ack sent", device)
                 return
@@ -240,36 +249,23 @@ class IngestWorker:
         self._inbox.put(_Inbound(message.mid, message.qos, message.topic, bytes(message.payload), self._connection))
 
 
-def parse_broker(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise argparse.ArgumentTypeError(f"--broker must be HOST:PORT, got {text!r}")
-    return host.strip("[]"), int(port)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cloud_sync.worker", description=__doc__.split("\n")[0])
-    parser.add_argument("--broker", type=parse_broker, required=True, help="MQTT broker HOST:PORT")
-    parser.add_argument("--database", required=True, help="store URL: sqlite:///path or postgresql://...")
-    parser.add_argument("--client-id", help="MQTT client id (stable across restarts keeps the session)")
-    parser.add_argument("--group", default=DEFAULT_GROUP, help="shared subscription group (default: ingest)")
-    parser.add_argument("--receive-maximum", type=int, default=DEFAULT_RECEIVE_MAXIMUM)
-    parser.add_argument("--session-expiry", type=int, default=DEFAULT_SESSION_EXPIRY_S,
-                        help="MQTT session expiry in seconds (default 0: the session ends with the connection)")
-    parser.add_argument("--tls-ca")
-    parser.add_argument("--tls-cert")
-    parser.add_argument("--tls-key")
-    parser.add_argument("--log-level", default="INFO")
-    args = parser.parse_args(argv)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Ingest until SIGTERM or SIGINT (``fleet-cloud worker`` and ``python -m cloud_sync.worker``)."""
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger().setLevel(args.log_level.upper())  # fleet-cloud configured logging already
     engine = make_engine(args.database)
     migrate(engine)
     ingestor = Ingestor(engine)
     host, port = args.broker
     worker = IngestWorker(ingestor, host, port, client_id=args.client_id, group=args.group,
                           receive_maximum=args.receive_maximum, session_expiry_s=args.session_expiry,
-                          tls_ca=args.tls_ca, tls_cert=args.tls_cert,
-                          tls_key=args.tls_key)
+                          tls_ca=args.tls_ca, tls_cert=args.tls_cert, tls_key=args.tls_key)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda _signum, _frame: stop.set())

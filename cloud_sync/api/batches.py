@@ -2,10 +2,13 @@
 
 The body is the sealed blob itself (``application/octet-stream``); the answer is always the ack JSON,
 with an HTTP status that tells a generic client what kind of answer it is: 200 committed or duplicate,
-400 unreadable, 403 not trusted, 409 out of sequence, 413 too large, 415 wrong media type, 422 unstorable.
+400 unreadable, 403 not trusted, 409 out of sequence, 413 too large, 415 wrong media type, 422 unstorable,
+503 store unavailable. The ack names the SHA-256 of the body it answers (``batch_hash``).
 """
 
 from __future__ import annotations
+
+import logging
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -13,9 +16,10 @@ from starlette.concurrency import run_in_threadpool
 
 from cloud_sync.api.deps import ServicesDep
 from cloud_sync.api.schemas import AckPublic
-from cloud_sync.ingest import UNREADABLE_DEVICE
+from cloud_sync.ingest import STORE_UNAVAILABLE, UNREADABLE_DEVICE, unavailable_ack
 from edge_agent.wire import Ack
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
 
 MEDIA_TYPE = "application/octet-stream"
@@ -23,15 +27,16 @@ MEDIA_TYPE = "application/octet-stream"
 STATUS_BY_REASON = {
     "unknown_device": 403, "revoked": 403, "bad_signature": 403, "bad_key": 403,
     "replay": 409, "seq_reused": 409, "chain_broken": 409,
-    "decompression_bomb": 413, "too_large": 413, "unstorable": 422,
+    "decompression_bomb": 413, "too_large": 413, "unstorable": 422, STORE_UNAVAILABLE: 503,
 }
 
 
 def _reply(ack: Ack, http_status: int | None = None) -> JSONResponse:
     if http_status is None:
         http_status = 200 if ack.status != "rejected" else STATUS_BY_REASON.get(ack.reason, 400)
-    return JSONResponse(AckPublic(**{k: getattr(ack, k) for k in AckPublic.model_fields}).model_dump(),
-                        status_code=http_status)
+    fields = {k: getattr(ack, k) for k in AckPublic.model_fields}
+    fields["batch_hash"] = None if ack.batch_hash is None else ack.batch_hash.hex()
+    return JSONResponse(AckPublic(**fields).model_dump(), status_code=http_status)
 
 
 def _refuse(services: ServicesDep, reason: str, http_status: int) -> JSONResponse:
@@ -48,6 +53,7 @@ _ack_responses: dict[int | str, dict[str, object]] = {
         413: "rejected: body larger than FLEET_CLOUD_MAX_BATCH_BYTES, or a decompression bomb",
         415: "rejected: the body must be application/octet-stream",
         422: "rejected: unstorable (verified, but the database refuses a value, e.g. NUL on PostgreSQL)",
+        503: "rejected: store_unavailable (the store is down; send the batch again later)",
     }.items()
 }
 
@@ -75,5 +81,10 @@ async def post_batch(request: Request, services: ServicesDep) -> JSONResponse:
         body += chunk
         if len(body) > limit:
             return _refuse(services, "too_large", 413)
-    ack = await run_in_threadpool(services.ingestor.ingest, bytes(body))
+    try:
+        ack = await run_in_threadpool(services.ingestor.ingest, bytes(body))
+    except Exception:  # the store is down: say so as an ack (transient; the device sends again)
+        log.exception("ingest of a posted batch failed")
+        services.ingestor.metrics.rejected(STORE_UNAVAILABLE)
+        ack = unavailable_ack(bytes(body))
     return _reply(ack)

@@ -22,6 +22,8 @@ class AckPublic(BaseModel):
     status: str = Field(description="committed | duplicate | rejected")
     reason: str = ""
     stored: int = Field(0, description="records of the batch now stored (0 unless committed)")
+    batch_hash: str | None = Field(None, description="SHA-256 (hex) of the body this ack answers; null only when "
+                                                     "the body was not read (415, or 413 before reading)")
 
 
 class DeviceCreate(BaseModel):

@@ -11,7 +11,16 @@ the format.
 from edge_agent.wire.codec import FORMAT_VERSION, MAX_BODY_BYTES, decode_body, encode_body
 from edge_agent.wire.columns import BatchColumns, DecodedBody
 from edge_agent.wire.errors import REASONS, InvalidRecord, VerificationError, WireError
-from edge_agent.wire.model import GENESIS_HASH, SCHEMA_VERSION, Ack, Batch, WireRecord, decode_ack, encode_ack
+from edge_agent.wire.model import (
+    ACK_VERSION,
+    GENESIS_HASH,
+    SCHEMA_VERSION,
+    Ack,
+    Batch,
+    WireRecord,
+    decode_ack,
+    encode_ack,
+)
 from edge_agent.wire.sign import (
     batch_hash,
     generate_private_key,
@@ -26,6 +35,7 @@ from edge_agent.wire.sign import (
 )
 
 __all__ = [
+    "ACK_VERSION",
     "FORMAT_VERSION",
     "GENESIS_HASH",
     "MAX_BODY_BYTES",

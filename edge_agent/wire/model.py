@@ -123,7 +123,13 @@ class Batch:
 @dataclass(frozen=True, slots=True)
 class Ack:
     """The cloud's answer to one batch. Only ``committed`` (and ``duplicate``: committed before)
-    lets the device delete the batch's rows; ``reason`` says why a batch was ``rejected``."""
+    lets the device delete the batch's rows; ``reason`` says why a batch was ``rejected``.
+
+    ``batch_hash`` is ``sign.batch_hash`` of the blob the ack answers (None only in a version 1 ack,
+    which predates it). ``(device_id, boot_epoch, seq)`` alone names a slot, not a batch: a blob the
+    device gave up on may still be delivered late, under a number it no longer uses for those rows,
+    so the device acts on an ack only when its hash is that of the batch it sent under the number.
+    """
 
     device_id: str
     boot_epoch: int
@@ -131,6 +137,7 @@ class Ack:
     status: str
     reason: str = ""
     stored: int = 0
+    batch_hash: bytes | None = None
 
     def __post_init__(self) -> None:
         if self.status not in ACK_STATUSES:
@@ -143,32 +150,58 @@ class Ack:
                 raise WireError("bad_ack", f"{name} {value!r}")
         if not isinstance(self.reason, str):
             raise WireError("bad_ack", "reason must be a string")
+        if self.batch_hash is not None:
+            if not isinstance(self.batch_hash, bytes | bytearray) or len(self.batch_hash) != HASH_BYTES:
+                raise WireError("bad_ack", f"batch_hash must be {HASH_BYTES} bytes")
+            object.__setattr__(self, "batch_hash", bytes(self.batch_hash))
 
     @property
     def releases_rows(self) -> bool:
         return self.status in ("committed", "duplicate")
 
 
-_ACK_FIELDS = ("device_id", "boot_epoch", "seq", "status", "reason", "stored")
+#: Ack document versions. 1: no version key, no hash (acks from clouds before the hash binding).
+#: 2: ``"v": 2`` and ``"batch_hash"`` (64 lowercase hex digits). ``encode_ack`` writes 2 whenever the
+#: ack has a hash; ``decode_ack`` reads both, so acks queued for a device across an upgrade still parse.
+ACK_VERSION = 2
+_ACK_V1_FIELDS = ("device_id", "boot_epoch", "seq", "status", "reason", "stored")
+_ACK_V2_FIELDS = (*_ACK_V1_FIELDS, "v", "batch_hash")
+_ACK_REQUIRED = frozenset({"device_id", "boot_epoch", "seq", "status"})
+_HEX_HASH_RE = re.compile(f"[0-9a-f]{{{2 * HASH_BYTES}}}")
 #: Acks are tiny; a bigger document is not an ack.
 MAX_ACK_BYTES = 4096
 
 
 def encode_ack(ack: Ack) -> bytes:
-    """Compact, sorted-key JSON (acks are small and read by people debugging a broker)."""
-    doc = {name: getattr(ack, name) for name in _ACK_FIELDS}
+    """Compact, sorted-key JSON (acks are small and read by people debugging a broker); version 2
+    when the ack carries a hash, else the version 1 document byte for byte."""
+    doc: dict[str, object] = {name: getattr(ack, name) for name in _ACK_V1_FIELDS}
+    if ack.batch_hash is not None:
+        doc["v"] = ACK_VERSION
+        doc["batch_hash"] = ack.batch_hash.hex()
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def decode_ack(data: bytes) -> Ack:
-    """Parse ``encode_ack``'s output; anything else raises ``WireError('bad_ack')``."""
+    """Parse ``encode_ack``'s output (version 1 or 2); anything else raises ``WireError('bad_ack')``."""
     if len(data) > MAX_ACK_BYTES:
         raise WireError("bad_ack", f"{len(data)} bytes exceed MAX_ACK_BYTES={MAX_ACK_BYTES}")
     try:
         doc = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise WireError("bad_ack", str(exc)) from None
-    required = {"device_id", "boot_epoch", "seq", "status"}
-    if not isinstance(doc, dict) or set(doc) - set(_ACK_FIELDS) or not required <= set(doc):
+    if not isinstance(doc, dict) or not set(doc) >= _ACK_REQUIRED:
         raise WireError("bad_ack", "not an ack document")
-    return Ack(**doc)
+    version = doc.pop("v", 1)
+    if isinstance(version, bool) or version not in (1, ACK_VERSION):
+        raise WireError("bad_ack", f"unknown ack version {version!r}")
+    if version == 1:
+        if set(doc) - set(_ACK_V1_FIELDS):
+            raise WireError("bad_ack", "not an ack document (version 1)")
+        return Ack(**doc)
+    if set(doc) - set(_ACK_V2_FIELDS) or "batch_hash" not in doc:
+        raise WireError("bad_ack", f"not an ack document (version {ACK_VERSION})")
+    text = doc.pop("batch_hash")
+    if not isinstance(text, str) or not _HEX_HASH_RE.fullmatch(text):
+        raise WireError("bad_ack", f"batch_hash must be {2 * HASH_BYTES} lowercase hex digits")
+    return Ack(**doc, batch_hash=bytes.fromhex(text))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import queue
 import random
 import socket
 import subprocess
@@ -11,10 +13,15 @@ import time
 from pathlib import Path
 
 import httpx
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from sqlalchemy import text
 
-from cloud_sync.store import LATEST_VERSION
+from cloud_sync.store import LATEST_VERSION, make_engine
+from edge_agent.wire import batch_hash, decode_ack
 from tests.cloud_sync.helpers import SimDevice
+from tests.mqtt_broker import Proc
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -95,6 +102,43 @@ def test_serve_accepts_a_batch_over_http(db_url, tmp_path):
         vehicles = httpx.get(f"{base}/v1/vehicles", headers={"Authorization": "Bearer changethis"}).json()
         assert vehicles["data"][0]["device"]["id"] == "served-dev" and vehicles["data"][0]["last_position"]
         assert "fleet_cloud_batches_committed_total 1" in httpx.get(f"{base}/metrics").text
+        assert r.json()["batch_hash"] == batch_hash(blob).hex()  # the ack names the body it answers
+        # A store that fails under the server answers 503 store_unavailable (the device sends again).
+        engine = make_engine(db_url)
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE batches RENAME TO batches_away"))
+        engine.dispose()
+        again = dev.batch(dev.records(random.Random(10), 5))
+        r = httpx.post(f"{base}/v1/batches", content=again, headers={"Content-Type": "application/octet-stream"})
+        assert r.status_code == 503 and r.json()["reason"] == "store_unavailable"
+        assert r.json()["batch_hash"] == batch_hash(again).hex()
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_worker_subcommand_ingests_from_the_broker(db_url, tmp_path, broker):
+    dev = SimDevice("mqtt-dev")
+    pem = tmp_path / "dev.pub.pem"
+    pem.write_text(dev.public_pem)
+    assert cli("--database-url", db_url, "add-device", "--id", dev.device_id, "--public-key", str(pem)).returncode == 0
+    # --database falls back to --database-url, as for every other command.
+    worker = Proc("cloud_sync.cli", "--database-url", db_url, "worker", "--broker", broker.address,
+                  "--client-id", "cli-worker", "--log-level", "WARNING", log_path=tmp_path / "worker.log")
+    acks: queue.Queue[bytes] = queue.Queue()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="mqtt-dev", protocol=mqtt.MQTTv5)
+    client.on_message = lambda _c, _u, msg: acks.put(bytes(msg.payload))
+    try:
+        assert json.loads(worker.wait_line('"subscribed"'))["client_id"] == "cli-worker"
+        client.connect(broker.host, broker.port)
+        client.loop_start()
+        client.subscribe(f"fleet/v1/{dev.device_id}/ack", qos=1)[1]
+        blob = dev.batch(dev.records(random.Random(3), 12))
+        client.publish(f"fleet/v1/{dev.device_id}/batch", blob, qos=1).wait_for_publish(10)
+        ack = decode_ack(acks.get(timeout=60))
+        assert (ack.status, ack.stored, ack.batch_hash) == ("committed", 12, batch_hash(blob))
+    finally:
+        client.loop_stop()
+        client.disconnect()
+        assert worker.terminate() == 0
+    assert json.loads(worker.wait_line('"stopped"'))["metrics"]["batches_committed"] == 1

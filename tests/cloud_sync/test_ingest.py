@@ -11,7 +11,7 @@ from cloud_sync.ingest import UNREADABLE_DEVICE, Ingestor
 from cloud_sync.metrics import Metrics
 from cloud_sync.store import schema
 from cloud_sync.store.devices import revoke_device
-from edge_agent.wire import Batch, WireRecord, seal
+from edge_agent.wire import Batch, WireRecord, batch_hash, seal
 from tests.cloud_sync.helpers import T0, SimDevice, count, dump
 
 NOW = T0 + 86_400.0
@@ -265,3 +265,16 @@ def test_values_the_database_cannot_hold_reject_the_batch_whole(engine):
         assert kinds == ["note", "k\x00\t\n\\"]
     # the store is still usable afterwards
     assert ing.ingest(dev.batch([WireRecord(9, "note", 20, T0, T0, {"ok": True})]), NOW).status == "committed"
+
+
+def test_every_ack_names_the_hash_of_the_blob_it_answers(engine):
+    dev, ing, rng = _setup(engine)
+    blob = dev.batch(dev.records(rng, 10))
+    stranger = SimDevice("not-registered")
+    tampered = bytearray(dev.batch(dev.records(rng, 10)))
+    tampered[-1] ^= 1
+    for data, status in ((blob, "committed"), (blob, "duplicate"), (b"not a batch", "rejected"),
+                         (stranger.batch(stranger.records(rng, 3)), "rejected"), (bytes(tampered), "rejected")):
+        ack = ing.ingest(data, NOW)
+        assert ack.status == status
+        assert ack.batch_hash == batch_hash(data)

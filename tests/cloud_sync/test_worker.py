@@ -16,7 +16,7 @@ from sqlalchemy import Engine, func, select
 
 from cloud_sync.store import make_engine, migrate, schema
 from cloud_sync.worker import device_of, parse_broker, shared_filter
-from edge_agent.wire import Ack, decode_ack
+from edge_agent.wire import Ack, batch_hash, decode_ack
 from tests.cloud_sync.helpers import T0, SimDevice
 from tests.mqtt_broker import Mosquitto, ingest_worker
 
@@ -107,6 +107,7 @@ def test_two_workers_on_one_shared_subscription_store_every_batch_once(
     keys = [(a.device_id, a.boot_epoch, a.seq) for _, a in acks]
     assert len(keys) == len(set(keys)) == n_batches * len(sims)
     assert {a.status for _, a in acks} == {"committed"}
+    assert all(a.batch_hash is not None for _, a in acks)  # each names the batch it answers (ack v2)
     assert all(topic == f"fleet/v1/{a.device_id}/ack" for topic, a in acks)
     # Both workers took a share, and together they committed each batch once.
     assert all(s["processed"] > 0 for s in stats)
@@ -144,5 +145,8 @@ def test_rejected_and_unreadable_batches_are_answered(tmp_path: Path, broker: Mo
     assert by[0] == ("fleet/v1/truck-1/ack", "truck-1", "rejected", "bad_magic")
     assert by[1] == ("fleet/v1/truck-2/ack", "truck-2", "rejected", "unknown_device")
     assert by[2][2:] == ("committed", "") and by[3][2:] == ("duplicate", "")
+    # Every ack names the SHA-256 of the blob it answers, the unreadable one's too.
+    sent = [b"not a batch at all", None, good, good]
+    assert [a.batch_hash for _, a in acks][::2] == [batch_hash(b) for b in sent[::2]]
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(schema.records)).scalar() == 5

@@ -74,3 +74,24 @@ def test_generator_reproduces_the_committed_files(tmp_path: Path) -> None:
         elif json.loads((DATA / "v1" / name).with_suffix(".json").read_text())[
                 "sealed_with_zlib"] == zlib.ZLIB_RUNTIME_VERSION:
             assert (out / name).read_bytes() == (DATA / "v1" / name).read_bytes(), name
+
+
+ACKS = DATA / "acks"
+
+
+def test_golden_acks_decode_and_re_encode_identically() -> None:
+    """Acks of both versions, as clouds wrote them (v1: before the hash binding), still parse."""
+    from edge_agent.wire import Ack, decode_ack, encode_ack
+
+    expected = json.loads((ACKS / "expected.json").read_text(encoding="utf-8"))
+    assert sorted(expected) == sorted(p.stem for p in ACKS.glob("*.ack"))
+    assert {name.split("_")[0] for name in expected} == {"v1", "v2"}
+    for name, fields in expected.items():
+        data = (ACKS / f"{name}.ack").read_bytes()
+        h = fields["batch_hash"]
+        want = Ack(**{**fields, "batch_hash": None if h is None else bytes.fromhex(h)})
+        assert decode_ack(data) == want, name
+        assert encode_ack(want) == data, name
+    # The v2 acks answer golden batches: their hashes are those batches' SHA-256.
+    positions = json.loads((DATA / "v1" / "02_positions.json").read_text(encoding="utf-8"))
+    assert expected["v2_committed"]["batch_hash"] == positions["sha256"]

@@ -64,6 +64,19 @@ def test_ack_round_trip() -> None:
     assert not Ack("d", 1, 1, "rejected", "bad_signature").releases_rows
 
 
+def test_ack_with_hash_is_version_2_and_without_is_version_1() -> None:
+    h = bytes(range(32))
+    bound = Ack("truck-0042", 3, 9, "committed", stored=17, batch_hash=bytearray(h))  # type: ignore[arg-type]
+    assert bound.batch_hash == h and isinstance(bound.batch_hash, bytes)
+    data = encode_ack(bound)
+    assert b'"v":2' in data and h.hex().encode() in data
+    assert decode_ack(data) == bound
+    legacy = encode_ack(Ack("truck-0042", 3, 9, "committed", stored=17))
+    assert b'"v"' not in legacy and decode_ack(legacy).batch_hash is None
+    with pytest.raises(WireError):
+        Ack("d", 1, 1, "committed", batch_hash=b"short")
+
+
 @pytest.mark.parametrize(
     "data",
     [
@@ -76,6 +89,14 @@ def test_ack_round_trip() -> None:
         b'{"device_id":"d","boot_epoch":1,"seq":1,"status":"committed","reason":5}',
         b"\xff\xfe",
         b'{"device_id":"d","pad":"' + b"x" * 5000 + b'"}',
+        # version 2 needs its hash, as 64 lowercase hex digits; unknown versions are not guessed at
+        b'{"device_id":"d","boot_epoch":1,"seq":1,"status":"committed","v":2}',
+        b'{"device_id":"d","boot_epoch":1,"seq":1,"status":"committed","v":2,"batch_hash":"ab"}',
+        b'{"device_id":"d","boot_epoch":1,"seq":1,"status":"committed","v":2,"batch_hash":"' + b"A" * 64 + b'"}',
+        b'{"device_id":"d","boot_epoch":1,"seq":1,"status":"committed","v":2,"batch_hash":7}',
+        b'{"device_id":"d","boot_epoch":1,"seq":1,"status":"committed","v":3,"batch_hash":"' + b"a" * 64 + b'"}',
+        b'{"device_id":"d","boot_epoch":1,"seq":1,"status":"committed","v":true}',
+        b'{"device_id":"d","boot_epoch":1,"seq":1,"status":"committed","batch_hash":"' + b"a" * 64 + b'"}',
     ],
 )
 def test_bad_acks_are_bad_ack(data: bytes) -> None:

@@ -1,0 +1,1 @@
+{"boot_epoch":3,"device_id":"golden-dev-01","reason":"","seq":1,"status":"committed","stored":40}

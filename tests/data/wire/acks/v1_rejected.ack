@@ -1,0 +1,1 @@
+{"boot_epoch":3,"device_id":"golden-dev-01","reason":"bad_signature","seq":3,"status":"rejected","stored":0}

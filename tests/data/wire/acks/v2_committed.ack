@@ -1,0 +1,1 @@
+{"batch_hash":"7fdaab139b6f82aa62d36e69619c4138088da8a3ce11f6b8f1c14ad52d63c6fb","boot_epoch":3,"device_id":"golden-dev-01","reason":"","seq":1,"status":"committed","stored":40,"v":2}

@@ -1,0 +1,1 @@
+{"batch_hash":"590016b4ad8aa70477e7d5655aaa5bd507e720f57aa3e2f3f11f5436d43df521","boot_epoch":3,"device_id":"golden-dev-01","reason":"unstorable","seq":3,"status":"rejected","stored":0,"v":2}
