@@ -66,6 +66,18 @@ def format_status(status: dict[str, object], now: float | None = None) -> str:
             f"awaiting the cloud's ack, {counters.get('batches_committed', 0)} committed, "
             f"{counters.get('batches_rejected', 0)} rejected"
         )
+        if counters.get("rejects_not_trusted"):
+            lines.append(f"                THE CLOUD DOES NOT TRUST THIS DEVICE: {counters.get('rejects_not_trusted')} "
+                         "batches refused (unknown, revoked or wrong key); re-enrol it. Rows are kept.")
+        if counters.get("acks_hash_mismatch") or counters.get("acks_without_hash"):
+            lines.append(f"                acks ignored: {counters.get('acks_hash_mismatch', 0)} for other bytes, "
+                         f"{counters.get('acks_without_hash', 0)} without a hash (cloud older than ack v2)")
+        held = uplink.get("quarantined_records", 0)
+        lines.append(
+            f"quarantine      {held} records, {uplink.get('quarantined_bytes', 0)} bytes "
+            f"(refused by the cloud for their content, reported to it; {counters.get('batches_quarantined', 0)} "
+            "batches this run)" if held else "quarantine      empty"
+        )
     else:
         lines.append("uplink          not configured (records stay in the outbox)")
     return "\n".join(lines)

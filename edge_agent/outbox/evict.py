@@ -8,14 +8,15 @@ reason. ``add_totals`` keeps ``kind_totals`` in step with every insert, update a
 
 from __future__ import annotations
 
+import heapq
 import json
 import logging
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from edge_agent.model import Priority
-from edge_agent.outbox.quota import DROP_REPORT_KIND, STORED, Candidate, DropTally, eviction_order
+from edge_agent.outbox.quota import DROP_REPORT_KIND, QUARANTINED, STORED, Candidate, DropTally, eviction_order
 from edge_agent.outbox.rows import encode, row_size
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,7 @@ _EVICT_SQL = (
     "SELECT priority, 0, id, kind, ts, size FROM records "
     f"WHERE in_flight = 0 AND kind != '{DROP_REPORT_KIND}' ORDER BY priority, id"
 )
+_EVICT_QUARANTINE_SQL = "SELECT priority, -1, id, kind, ts, size FROM quarantine ORDER BY priority, id"
 _PENDING_REPORT_SQL = (
     "SELECT id, payload, size FROM records "
     f"WHERE kind = '{DROP_REPORT_KIND}' AND in_flight = 0 AND json_extract(payload, '$.reason') = ? "
@@ -53,8 +55,11 @@ def evict(cur: sqlite3.Cursor, reason: str, excess: int, incoming: Iterable[Cand
     growth = 0
     freed = 0
     reader = cur.connection.execute(_EVICT_SQL)
+    quarantined = cur.connection.execute(_EVICT_QUARANTINE_SQL)
     try:
-        stored = (Candidate(*row) for row in reader)
+        # Both streams come sorted by (priority, age, id); quarantined rows (age -1) go first.
+        stored: Iterator[Candidate] = heapq.merge((Candidate(*row) for row in quarantined),
+                                                  (Candidate(*row) for row in reader))
         if max_priority is not None:
             stored = (c for c in stored if c.priority <= max_priority)
         for victim in eviction_order(stored, incoming):
@@ -67,6 +72,7 @@ def evict(cur: sqlite3.Cursor, reason: str, excess: int, incoming: Iterable[Cand
                     break
     finally:
         reader.close()
+        quarantined.close()
     # Exhausting the candidates is allowed: drop reports and rows in flight may exceed the quota.
     if not tally.count:
         return tally, evicted
@@ -75,6 +81,11 @@ def evict(cur: sqlite3.Cursor, reason: str, excess: int, incoming: Iterable[Cand
     if victims:
         cur.executemany("DELETE FROM records WHERE id = ?", [(c.order,) for c in victims])
         add_totals(cur, ((c.kind, c.size) for c in victims), -1)
+    refused = [c for c in evicted if c.age == QUARANTINED]
+    if refused:
+        cur.executemany("DELETE FROM quarantine WHERE id = ?", [(c.order,) for c in refused])
+        cur.execute("UPDATE quarantine_totals SET rows = rows - ?, bytes = bytes - ? WHERE id = 1",
+                    (len(refused), sum(c.size for c in refused)))
     text = encode(new_payload)
     size = row_size(DROP_REPORT_KIND, text)
     ts = new_payload["last_ts"]
@@ -108,6 +119,11 @@ def add_totals(cur: sqlite3.Cursor, rows: Iterable[tuple[str, int]], sign: int) 
     cur.executemany(_TOTALS_SQL, [(k, n, b) for k, (n, b) in totals.items()])
 
 
+#: What the quota charges: the rows of ``records`` (by kind) and of the quarantine.
+STORED_BYTES_SQL = ("SELECT (SELECT COALESCE(SUM(bytes), 0) FROM kind_totals) "
+                    "+ (SELECT bytes FROM quarantine_totals WHERE id = 1)")
+
+
 def stored_bytes(cur: sqlite3.Cursor) -> int:
-    """What the quota charges for every stored row, from ``kind_totals``."""
-    return int(cur.execute("SELECT COALESCE(SUM(bytes), 0) FROM kind_totals").fetchone()[0])
+    """What the quota charges for every stored row, from ``kind_totals`` and ``quarantine_totals``."""
+    return int(cur.execute(STORED_BYTES_SQL).fetchone()[0])

@@ -5,6 +5,7 @@ pending stored rows and the records of the append being made (which are younger 
 stored, and ordered among themselves by their position in the append). So a burst of samples never
 pushes out a stored fault, and an append larger than the whole quota keeps its highest-priority,
 newest records. Rows in flight (claimed by the uplink) and drop reports are never candidates.
+Quarantined rows (``outbox.quarantine``) are, and go before the stored rows of their priority.
 
 Every eviction is counted in a drop report: a record of kind ``"drop_report"`` at
 ``Priority.DROP_REPORT`` whose payload is ``{"reason", "dropped": {kind: n}, "count", "first_ts",
@@ -24,8 +25,9 @@ DROP_REPORT_KIND = "drop_report"
 REASON_QUOTA = "quota"
 REASON_DISK_FULL = "disk_full"
 
-#: ``Candidate.age`` of a stored row (older) and of a record in the current append (younger).
-STORED, INCOMING = 0, 1
+#: ``Candidate.age`` of a quarantined row (refused by the cloud: goes before unsent rows of its
+#: priority), a stored row (older) and a record in the current append (younger).
+QUARANTINED, STORED, INCOMING = -1, 0, 1
 
 
 class Candidate(NamedTuple):

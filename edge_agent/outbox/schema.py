@@ -62,8 +62,36 @@ CREATE TABLE state (
 ) WITHOUT ROWID;
 """
 
+_V2 = """
+-- Rows the cloud refused for their content (a permanent rejection, see uplink/rejects.py), moved out
+-- of ``records`` so they are never claimed again. Kept, never deleted silently: the quota charges them
+-- like any row and may evict them (into a drop report) like any row.
+CREATE TABLE quarantine (
+    id INTEGER PRIMARY KEY,                -- the record's id in ``records`` (never reused)
+    kind TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    ts REAL NOT NULL,
+    received_at REAL NOT NULL,
+    size INTEGER NOT NULL,
+    reason TEXT NOT NULL,                  -- the cloud's rejection reason
+    boot_epoch INTEGER NOT NULL,           -- the batch the cloud refused
+    seq INTEGER NOT NULL,
+    quarantined_at REAL NOT NULL,
+    payload TEXT NOT NULL
+);
+-- Eviction walks it in (priority, id) order, as it walks ``records``.
+CREATE INDEX quarantine_evict ON quarantine(priority, id);
+-- Rows and bytes in quarantine, kept in the same transaction as every change to ``quarantine``.
+CREATE TABLE quarantine_totals (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    rows INTEGER NOT NULL,
+    bytes INTEGER NOT NULL
+);
+INSERT INTO quarantine_totals (id, rows, bytes) VALUES (1, 0, 0);
+"""
+
 #: ``MIGRATIONS[n]`` upgrades version ``n`` to ``n + 1``. Append only; never edit a shipped step.
-MIGRATIONS: tuple[str, ...] = (_V1,)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 #: The schema version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)
 

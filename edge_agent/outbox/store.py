@@ -2,7 +2,8 @@
 
 One ``append`` is one transaction (records, drop report, totals and optional state together), so a
 power cut leaves either all of it or none. Rows move pending -> in flight (``claim``) -> deleted
-(``delete``, on the cloud's ack) or back to pending (``release``, or reopening after a crash).
+(``delete``, on the cloud's ack) or back to pending (``release``, or reopening after a crash), or,
+refused by the cloud for their content, into the quarantine (``quarantine``, see ``quarantine.py``).
 
 SQL rows stop here: callers see ``Record`` going in and ``StoredRecord`` coming out. One process
 owns an outbox file (opening it resets every in-flight row); a lock makes one ``Outbox`` safe to share
@@ -27,7 +28,8 @@ from typing import Any, TypeVar
 from edge_agent.counters import Counters
 from edge_agent.errors import OutboxError
 from edge_agent.model import Priority, Record
-from edge_agent.outbox.evict import add_totals, evict, stored_bytes
+from edge_agent.outbox.evict import STORED_BYTES_SQL, add_totals, evict, stored_bytes
+from edge_agent.outbox.quarantine import QuarantineTotals, quarantine_in
 from edge_agent.outbox.quota import (
     DROP_REPORT_KIND,
     INCOMING,
@@ -130,7 +132,7 @@ class Outbox:
 
     def _learn_disk_limit(self) -> None:
         try:
-            used = int(self._read("SELECT COALESCE(SUM(bytes), 0) FROM kind_totals")[0][0])
+            used = self.bytes_used()
         except OutboxError:
             return
         limit = max(DISK_FULL_MIN_EVICT_BYTES, used * DISK_LIMIT_FRACTION // 100)
@@ -374,6 +376,22 @@ class Outbox:
         except sqlite3.Error as exc:
             raise OutboxError(f"outbox {self.path}: delete failed: {exc}") from exc
 
+    def quarantine(self, ids: Iterable[int], reason: str, boot_epoch: int, seq: int) -> int:
+        """Move rows the cloud refused for their content (``reason``) out of the queue into the
+        quarantine, with a ``quarantine_report`` record for the cloud; returns how many moved."""
+        try:
+            moved = self._with_room(lambda cur: quarantine_in(cur, ids, reason, boot_epoch, seq))
+        except sqlite3.Error as exc:
+            raise OutboxError(f"outbox {self.path}: quarantine failed: {exc}") from exc
+        if moved:
+            self.counters.inc("records_quarantined", moved)
+        return moved
+
+    def quarantined(self) -> QuarantineTotals:
+        """Rows and quota bytes held in quarantine."""
+        rows, size = self._read("SELECT rows, bytes FROM quarantine_totals WHERE id = 1")[0]
+        return QuarantineTotals(int(rows), int(size))
+
     # -- state -----------------------------------------------------------------------------------
 
     def _encode_state(self, state: Mapping[str, Mapping[str, object]]) -> list[tuple[str, str, float]]:
@@ -403,8 +421,8 @@ class Outbox:
         return int(self._read("SELECT COALESCE(SUM(rows), 0) FROM kind_totals")[0][0])
 
     def bytes_used(self) -> int:
-        """Bytes the quota charges for the stored rows (see ``rows.row_size``); not the file size."""
-        return int(self._read("SELECT COALESCE(SUM(bytes), 0) FROM kind_totals")[0][0])
+        """Bytes the quota charges for the stored and quarantined rows (``rows.row_size``); not the file size."""
+        return int(self._read(STORED_BYTES_SQL)[0][0])
 
     def counts_by_kind(self) -> dict[str, int]:
         rows = self._read("SELECT kind, rows FROM kind_totals WHERE rows > 0 ORDER BY kind")
@@ -419,4 +437,7 @@ class Outbox:
         kept = self._read("SELECT kind, rows, bytes FROM kind_totals WHERE rows != 0 OR bytes != 0 ORDER BY kind")
         if actual != kept:
             return f"kind_totals disagree with records: totals {kept}, rows {actual}"
+        held = self._read("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM quarantine")[0]
+        if held != tuple(self.quarantined()):
+            return f"quarantine_totals disagree with quarantine: totals {self.quarantined()}, rows {held}"
         return "ok"

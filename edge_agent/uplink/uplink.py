@@ -5,8 +5,15 @@ SQLite. Each tick:
 
 1. handles the transport's events: a PUBACK with a failure reason code (>= 0x80, say 0x87 "not
    authorised") puts the batch's rows back to pending, counted and logged; a successful PUBACK only
-   notes that the broker has the batch. The cloud's ``Ack`` decides: ``committed`` or ``duplicate``
-   deletes the rows, ``rejected`` puts them back and pauses sending for ``reject_backoff_s``;
+   notes that the broker has the batch. The cloud's ``Ack`` decides, and only an ack whose
+   ``batch_hash`` is the hash of the batch sent under its (epoch, seq): any other (an ack from an
+   older cloud without a hash, an ack for other bytes) is counted, logged and ignored, and the rows
+   leave again after the ack timeout. ``committed`` or ``duplicate`` deletes the rows; ``rejected``
+   is handled by the reason's class (``rejects``): refused content is narrowed down by halving the
+   batch until the refused rows stand alone, which go to the outbox's quarantine (reported to the
+   cloud, counted) while the next batches flow; anything else puts the rows back and pauses sending
+   for ``reject_backoff_s``, doubling on each further rejection up to ``REJECT_BACKOFF_MAX_FACTOR``
+   times it (a rejection for trust, such as a revoked device, is logged as an error);
 2. puts back the rows of batches whose ack has not come within ``ack_timeout_s``; they leave again in
    a new batch (the cloud stores a record once, whatever batch carries it);
 3. while connected and fewer than ``max_inflight`` batches await an ack, claims and publishes another.
@@ -38,6 +45,7 @@ from edge_agent.errors import OutboxError
 from edge_agent.model import Priority, Record
 from edge_agent.outbox import Outbox, StoredRecord
 from edge_agent.uplink.identity import STATE_KEY, ChainState
+from edge_agent.uplink.rejects import RejectClass, classify
 from edge_agent.uplink.settings import UplinkSettings, batch_topic
 from edge_agent.uplink.transport import AckMessage, Connected, Disconnected, Event, PubAck, Transport
 from edge_agent.wire import Batch, InvalidRecord, WireError, WireRecord, batch_hash, decode_ack, seal
@@ -53,8 +61,8 @@ PUBLISH_OVERHEAD = 32
 BUDGET_MARGIN = 0.9
 #: Kind of the backlog reports; ``backlog_records`` is the key the cloud reads (cloud_sync.store.batches).
 BACKLOG_REPORT_KIND = "backlog_report"
-#: Rejections that mean the cloud and we disagree about the chain: start a fresh boot epoch.
-CHAIN_REASONS = frozenset({"seq_reused", "chain_broken", "replay"})
+#: Consecutive rejections (other than for content) double the pause up to this many reject_backoff_s.
+REJECT_BACKOFF_MAX_FACTOR = 32
 
 
 @dataclass(slots=True)
@@ -65,6 +73,8 @@ class InFlight:
     ids: list[int]
     mid: int
     sent_at: float
+    hash: bytes  # batch_hash of the sealed blob: the ack must name it
+    narrowed: bool = False  # sent at a narrowed size after a content rejection
     pubacked: bool = False
 
 
@@ -90,6 +100,9 @@ class Uplink:
         self._last_sent = -math.inf
         self._hold_until = -math.inf
         self._next_report: float | None = None  # set on the first tick: the first report one interval in
+        self._rejections = 0  # consecutive rejections other than for content (the pause doubles)
+        #: Records per batch while narrowing down refused content (None: ``max_batch_records``).
+        self._narrow_to: int | None = None
 
     def _new_epoch(self) -> ChainState:
         """Draw a boot epoch and persist it before any batch of it leaves (see ``identity``)."""
@@ -126,11 +139,18 @@ class Uplink:
             limit = min(limit, self._broker_max_packet - PUBLISH_OVERHEAD - len(self.topic.encode()))
         return max(limit, 1)
 
+    @property
+    def batch_records(self) -> int:
+        """Records per batch now: ``max_batch_records``, or less while narrowing down refused content."""
+        return self.settings.max_batch_records if self._narrow_to is None else self._narrow_to
+
     def status(self) -> dict[str, object]:
+        quarantined = self.outbox.quarantined()
         return {"connected": self.transport.connected, "boot_epoch": self.chain.boot_epoch,
                 "next_seq": self.chain.seq, "in_flight_batches": len(self._inflight),
                 "in_flight_records": sum(len(b.ids) for b in self._inflight.values()),
-                "packet_limit": self.packet_limit}
+                "packet_limit": self.packet_limit, "batch_records": self.batch_records,
+                "quarantined_records": quarantined.rows, "quarantined_bytes": quarantined.bytes}
 
     # -- the tick ----------------------------------------------------------------------------------
 
@@ -179,24 +199,70 @@ class Uplink:
             self.counters.decode_error("uplink_bad_ack")
             log.warning("uplink: unreadable ack (%s)", exc)
             return
-        batch = self._inflight.pop((ack.boot_epoch, ack.seq), None) if ack.device_id == self.device_id else None
+        batch = self._inflight.get((ack.boot_epoch, ack.seq)) if ack.device_id == self.device_id else None
         if batch is None:
             # Stale (an earlier boot epoch, a batch given up on) or repeated: its rows are handled elsewhere.
             self.counters.inc("acks_unmatched")
             return
+        if ack.batch_hash != batch.hash:
+            # Not an answer about the rows we sent under this number: acting on it could delete or
+            # quarantine rows the cloud never saw. The batch waits for its own ack or its timeout.
+            self.counters.inc("acks_without_hash" if ack.batch_hash is None else "acks_hash_mismatch")
+            log.warning("uplink: %s ack for batch %d/%d names %s, not the batch sent (%s); ignored, rows kept",
+                        ack.status, *batch.key,
+                        "no hash (a cloud older than ack v2)" if ack.batch_hash is None else ack.batch_hash.hex()[:16],
+                        batch.hash.hex()[:16])
+            return
+        del self._inflight[batch.key]
         self._by_mid.pop(batch.mid, None)
         if ack.releases_rows:
             self.outbox.delete(batch.ids)
             self.counters.inc("batches_committed")
             self.counters.inc("records_uplinked", len(batch.ids))
+            self._rejections = 0
+            if batch.narrowed and self._narrow_to is not None:
+                # Past the refused rows (or they went into quarantine): widen again step by step.
+                self._narrow_to *= 2
+                if self._narrow_to >= self.settings.max_batch_records:
+                    self._narrow_to = None
+            return
+        self.counters.inc("batches_rejected")
+        reject_class = classify(ack.reason)
+        if reject_class is RejectClass.CONTENT:
+            self._on_refused_content(batch, ack.reason)
             return
         self.outbox.release(batch.ids)
-        self.counters.inc("batches_rejected")
-        self._hold_until = now + self.settings.reject_backoff_s
+        self._rejections += 1
+        pause = self.settings.reject_backoff_s * min(2 ** min(self._rejections - 1, 30), REJECT_BACKOFF_MAX_FACTOR)
+        self._hold_until = now + pause
+        if reject_class is RejectClass.TRUST:
+            self.counters.inc("rejects_not_trusted")
+            log.error("uplink: THE CLOUD DOES NOT TRUST THIS DEVICE (%s): batch %d/%d (%d records) refused. "
+                      "Re-enrol the device or register its current signing key; rows kept, sending again in %.0f s",
+                      ack.reason, *batch.key, len(batch.ids), pause)
+            return
         log.error("uplink: cloud rejected batch %d/%d (%d records): %s; rows kept, sending again in %.0f s",
-                  *batch.key, len(batch.ids), ack.reason, self.settings.reject_backoff_s)
-        if ack.reason in CHAIN_REASONS and batch.key[0] == self.chain.boot_epoch:
+                  *batch.key, len(batch.ids), ack.reason, pause)
+        if reject_class is RejectClass.CHAIN and batch.key[0] == self.chain.boot_epoch:
             self.chain = self._new_epoch()
+
+    def _on_refused_content(self, batch: InFlight, reason: str) -> None:
+        """The cloud will never take these rows as they are: find the refused ones, quarantine them."""
+        if len(batch.ids) > 1:
+            # Which rows? Send them again in halves (they are the oldest of their priority, so the next
+            # claims take them first); a half the cloud takes widens the batches again.
+            self.outbox.release(batch.ids)
+            half = len(batch.ids) // 2
+            self._narrow_to = half if self._narrow_to is None else min(self._narrow_to, half)
+            self.counters.inc("batches_narrowed")
+            log.warning("uplink: cloud refused batch %d/%d (%d records) for its content (%s); "
+                        "sending them again %d per batch to find the refused ones",
+                        *batch.key, len(batch.ids), reason, self._narrow_to)
+            return
+        moved = self.outbox.quarantine(batch.ids, reason, *batch.key)
+        self.counters.inc("batches_quarantined")
+        log.error("uplink: cloud refused outbox row %d for its content (%s, batch %d/%d): %d row(s) quarantined "
+                  "and reported to the cloud", batch.ids[0], reason, *batch.key, moved)
 
     def _report_backlog(self, now: float) -> None:
         interval = self.settings.backlog_report_s
@@ -228,23 +294,24 @@ class Uplink:
             pending = self.outbox.depth() - sum(len(b.ids) for b in self._inflight.values())
             if pending <= 0:
                 return
-            if pending < s.max_batch_records and now - self._last_sent < s.linger_s:
+            if pending < self.batch_records and now - self._last_sent < s.linger_s:
                 return  # not a full batch yet: let it grow a little
             built = self._build()
             if built is None:
                 return
             blob, ids = built
             key = (self.chain.boot_epoch, self.chain.seq)
+            blob_hash = batch_hash(blob)
             mid = self.transport.publish(self.topic, blob)
             # The sequence number is spent even when the publish is refused: MQTT clients may still
-            # deliver a message they reported as failed, and an ack names only (epoch, seq), so a
-            # number reused for other rows could let one batch's ack delete another's rows.
-            self.chain.advance(batch_hash(blob))
+            # deliver a message they reported as failed. Its ack then names a number no rows travel
+            # under (and a hash no batch has), never the rows of another batch.
+            self.chain.advance(blob_hash)
             if mid is None:
                 self.outbox.release(ids)
                 self.counters.inc("publish_refused")
                 return
-            self._inflight[key] = InFlight(key, ids, mid, now)
+            self._inflight[key] = InFlight(key, ids, mid, now, blob_hash, narrowed=self._narrow_to is not None)
             self._by_mid[mid] = key
             self._last_sent = now
             self.counters.inc("batches_sent")
@@ -255,7 +322,7 @@ class Uplink:
         """Claim rows and seal them into a batch within ``packet_limit``; None if nothing is sendable."""
         limit = self.packet_limit
         budget = max(int(limit * BUDGET_MARGIN / self._wire_ratio), 1)
-        rows = self.outbox.claim(self.settings.max_batch_records, max_bytes=budget)
+        rows = self.outbox.claim(self.batch_records, max_bytes=budget)
         if not rows:
             return None
         records = self._to_wire(rows)

@@ -27,3 +27,16 @@ def test_status_round_trip_and_staleness(tmp_path: Path) -> None:
     assert "STALE (100 s old" in stale
     del status["uplink"]
     assert "not configured" in format_status(status, now=1000.0)
+
+
+def test_status_shows_quarantine_distrust_and_ignored_acks() -> None:
+    status: dict[str, object] = {
+        "written_at": 1000.0, "counters": {"batches_quarantined": 2, "rejects_not_trusted": 3, "acks_hash_mismatch": 1},
+        "uplink": {"connected": True, "quarantined_records": 4, "quarantined_bytes": 480},
+    }
+    text = format_status(status, now=1000.0)
+    assert "quarantine      4 records, 480 bytes" in text and "2 batches this run" in text
+    assert "DOES NOT TRUST THIS DEVICE: 3 batches refused" in text
+    assert "acks ignored: 1 for other bytes, 0 without a hash" in text
+    calm = format_status({"written_at": 1000.0, "counters": {}, "uplink": {"connected": True}}, now=1000.0)
+    assert "quarantine      empty" in calm and "TRUST" not in calm and "acks ignored" not in calm

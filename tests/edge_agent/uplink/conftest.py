@@ -23,6 +23,7 @@ from edge_agent.model import Priority, Record
 from edge_agent.outbox import Outbox
 from edge_agent.uplink import MqttTransport, Uplink, UplinkSettings
 from edge_agent.wire.sign import public_key_pem
+from tests.cloud_sync.conftest import pg_database_url  # noqa: F401 - the session's PostgreSQL database, here too
 from tests.mqtt_broker import Mosquitto
 
 DEVICE = "truck-0042"
