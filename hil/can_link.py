@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -21,6 +22,8 @@ from edge_agent.model import RawFrame
 from hil.slcan_adapter import SlcanEmulator
 
 INTERFACES = ("slcan", "socketcan", "virtual")
+#: A simulated ECU's handler: a frame the agent sent in, the answers to put on the bus at once out.
+Responder = Callable[[RawFrame], list[RawFrame]]
 
 
 class RigError(RuntimeError):
@@ -40,6 +43,11 @@ class CanLink(Protocol):
     def inject(self, frames: list[RawFrame]) -> None: ...
 
     def received(self) -> list[RawFrame]: ...
+
+    def serve(self, responder: Responder | None) -> None:
+        """Hand every frame the agent sends to ``responder`` on the link's receiving thread, and send
+        its answers straight away (an ECU answers within P2 = 50 ms; a rig's loop turn must not be on
+        that path). Frames so handled are not returned by ``received``. None stops it."""
 
     def ready(self) -> bool: ...
 
@@ -70,6 +78,18 @@ class SlcanLink:
         now = time.time()
         return [RawFrame(now, f.arbitration_id, f.data, f.is_extended, "can0") for f in new]
 
+    def serve(self, responder: Responder | None) -> None:
+        if responder is None:
+            self.emulator.on_frame = None
+            return
+        self._seen = len(self.emulator.sent_frames())  # from now on the responder sees them
+
+        def on_frame(frame: RawFrame) -> None:
+            self._seen += 1
+            self.inject(responder(frame))
+
+        self.emulator.on_frame = on_frame
+
     def ready(self) -> bool:
         return self.emulator.is_open
 
@@ -93,6 +113,7 @@ class SocketCanLink:
                           f"vcan kernel module, which some kernels and containers lack); use --can-interface slcan")
         self.channel = channel
         self.options: dict[str, object] = {}
+        self._notifier: can.Notifier | None = None
         try:
             self._bus = can.Bus(interface="socketcan", channel=channel, receive_own_messages=False)
         except (OSError, can.CanError) as exc:
@@ -103,11 +124,27 @@ class SocketCanLink:
             self._bus.send(can.Message(arbitration_id=f.arbitration_id, data=f.data, is_extended_id=f.is_extended))
 
     def received(self) -> list[RawFrame]:
+        if self._notifier is not None:
+            return []  # the responder takes them
         out = []
         while (msg := self._bus.recv(timeout=0.0)) is not None:
             if not msg.is_error_frame:
                 out.append(RawFrame(msg.timestamp, msg.arbitration_id, bytes(msg.data), msg.is_extended_id, "can0"))
         return out
+
+    def serve(self, responder: Responder | None) -> None:
+        if self._notifier is not None:
+            self._notifier.stop()
+            self._notifier = None
+        if responder is None:
+            return
+
+        def on_message(msg: can.Message) -> None:
+            if not msg.is_error_frame:
+                frame = RawFrame(time.time(), msg.arbitration_id, bytes(msg.data), msg.is_extended_id, "can0")
+                self.inject(responder(frame))
+
+        self._notifier = can.Notifier(self._bus, [on_message])
 
     def ready(self) -> bool:
         return True  # the kernel holds the bus; there is no adapter handshake to wait for
@@ -116,6 +153,7 @@ class SocketCanLink:
         return None
 
     def close(self) -> None:
+        self.serve(None)
         self._bus.shutdown()
 
 

@@ -113,6 +113,8 @@ def _check(args: argparse.Namespace) -> int:
         print(f"  dtc {what}: {c.start:8.1f} .. {c.end:8.1f}")
     for a, b in plan.gnss_lost:
         print(f"  gnss lost   {a:8.1f} .. {b:8.1f}")
+    for a, b in plan.network_drops:
+        print(f"  network down {a:7.1f} .. {b:8.1f}")
     for k in plan.kills:
         print(f"  kill agent  {k.at:8.1f} (down {k.down_s:g} s)")
     for e in scenario.expectations:

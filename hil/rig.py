@@ -13,34 +13,34 @@ Agent kills. ``kill_agent`` SIGKILLs the agent; the vehicle carries on for ``dow
 seconds (frames and sentences sent meanwhile are lost, as they would be), then the rig pauses the
 scenario clock, restarts the agent, waits until it has opened the CAN channel and written its
 status, and resumes, so the agent's start-up time does not eat into the timeline.
+
+The cloud. With ``[cloud]`` (or a ``Cloud`` handed in, as the demo does for several rigs) the device
+is enrolled through the real provisioning commands (``hil.cloud``), the agent uploads over mutual TLS
+through its own ``NetworkLink`` (which ``network_drop`` cuts), and at the end, once the outbox has
+drained, the expectations are checked on what the cloud's API reports.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
-import queue
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import hil
-from edge_agent.model import RawFrame
-from firmware_profiles import load_profile
 from hil.can_link import CanLink, RigError, open_link
-from hil.cloud import CloudSide
+from hil.cloud import Cloud
 from hil.expect import ExpectationResult, StoredEvent, check, read_events
-from hil.gnss_sim import Faults, GnssSimulator, Kinematics, Route, Window
-from hil.obd_ecu import ObdEcu
-from hil.scenario import EVENT_KINDS, Scenario
+from hil.netproxy import NetworkLink
+from hil.player import Player
+from hil.scenario import CLOUD_HEALTH, EVENT_KINDS, Scenario
 from hil.scenario_plan import Plan
-from hil.truck_ecu import TruckEcu, TruckState
 
 #: Longest wait for an agent to open its CAN channel and write its first status (imports, SQLite, ...).
 START_TIMEOUT_S = 30.0
@@ -48,10 +48,11 @@ START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 20.0
 #: Wall seconds after the timeline ends before SIGTERM, so the agent has read the last frames.
 SETTLE_S = 1.0
-#: The rig's loop period (wall seconds): injection bursts, OBD answers (well inside P2 = 50 ms).
-TICK_S = 0.005
-#: A generated frame this late (wall seconds) is dropped rather than sent: the clock was paused.
-LATE_S = 0.25
+#: Wall seconds the agent's outbox gets to drain into the cloud when the scenario does not say.
+DEFAULT_DRAIN_S = 30.0
+#: The agent's uplink timings under a HIL run: batches leave while the scenario runs, and a restored
+#: link is found within a second (the defaults suit a vehicle, where minutes do not matter).
+UPLINK_TIMINGS = {"linger_s": 0.2, "ack_timeout_s": 5.0, "reconnect_min_s": 0.1, "reconnect_max_s": 1.0}
 BITRATE = {"heavy_truck_j1939": 250_000, "light_obd2": 500_000}  # J1939-11; ISO 15765-4 500 kbit/s
 
 
@@ -67,8 +68,11 @@ class RunResult:
     nmea_epochs: int
     counters: dict[str, object] = field(default_factory=dict)
     log_tail: str = ""
-    #: where the expectations were checked: "outbox" (the agent's) or "cloud" (what the cloud stored)
+    #: where the expectations were checked: "outbox" (the agent's) or "cloud" (what the cloud's API reports)
     checked: str = "outbox"
+    device_id: str = ""
+    #: uplink connections the network link reset when the scenario dropped it
+    network_resets: int = 0
 
     @property
     def passed(self) -> bool:
@@ -80,28 +84,21 @@ class RunResult:
             "agent_starts": self.agent_starts, "agent_exit": self.agent_exit, "frames_sent": self.frames_sent,
             "frames_dropped": self.frames_dropped, "nmea_epochs": self.nmea_epochs,
             "expectations": [r.as_dict() for r in self.results], "counters": self.counters,
-            "checked": self.checked,
+            "checked": self.checked, "device_id": self.device_id, "network_resets": self.network_resets,
         }
-
-
-class _PlannedRoute(Route):
-    """A ``Route`` for ``GnssSimulator`` whose ``t`` is wall seconds, mapped to the scenario's position."""
-
-    def __init__(self, position: Callable[[float], Kinematics], duration_s: float) -> None:
-        super().__init__([(0.0, 0.0)], 1.0)
-        self._position = position
-        self.duration_s = duration_s
-
-    def at(self, t: float) -> Kinematics:
-        return self._position(t)
 
 
 class HilRig:
     """Runs one scenario in ``workdir`` (agent.toml, data/, agent.log stay there for inspection)."""
 
     def __init__(self, scenario: Scenario, workdir: Path, *, can_interface: str = "slcan",
-                 can_channel: str | None = None, echo: Callable[[str], None] | None = None) -> None:
+                 can_channel: str | None = None, echo: Callable[[str], None] | None = None,
+                 cloud: Cloud | None = None, device_id: str | None = None) -> None:
         self.scenario = scenario
+        self.cloud = cloud
+        self._device_id = device_id or "hil-" + scenario.name
+        #: the agent's cuttable path to the broker (cloud runs only)
+        self.network: NetworkLink | None = None
         self.plan = Plan(scenario)
         self.workdir = workdir
         self.data = workdir / "data"
@@ -125,9 +122,13 @@ class HilRig:
 
     @property
     def device_id(self) -> str:
-        return "hil-" + self.scenario.name
+        return self._device_id
 
-    def write_config(self, link: CanLink, gnss_port: str, uplink: list[str] | None = None) -> None:
+    @property
+    def uses_cloud(self) -> bool:
+        return self.cloud is not None or self.scenario.cloud_drain_s is not None
+
+    def write_config(self, link: CanLink, gnss_port: str, uplink: Mapping[str, Any] | None = None) -> None:
         s = self.scenario
         q = json.dumps  # a JSON string is a valid TOML basic string
         lines = [
@@ -147,7 +148,7 @@ class HilRig:
         lines.append("[detection.thresholds]")
         lines += [f"{k} = {v!r}" for k, v in s.thresholds.items()]
         if uplink:
-            lines += ["", *uplink]
+            lines += ["", "[uplink]", *(f"{k} = {json.dumps(v)}" for k, v in uplink.items())]
         self.config.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
     @staticmethod
@@ -220,32 +221,43 @@ class HilRig:
         os.set_blocking(gnss_master, False)  # a stalled reader must never stall the rig
         started = time.monotonic()
         exit_code: int | None = None
-        player: _Player | None = None
-        cloud = CloudSide(self.workdir, self.device_id, self.child_env()) if self.scenario.cloud_drain_s else None
+        player: Player | None = None
+        owned: Cloud | None = None
+        cloud = self.cloud
         events: list[StoredEvent] = []
         try:
-            if cloud is not None:
-                cloud.start()
-                self._echo(f"cloud: mosquitto on 127.0.0.1:{cloud.port}, store {cloud.db}, worker started")
-            self.write_config(link, os.ttyname(gnss_slave), cloud.uplink_toml() if cloud else None)
+            uplink = None
+            if self.uses_cloud:
+                if cloud is None:
+                    cloud = owned = Cloud(self.workdir / "cloud", self.child_env(), echo=self._echo)
+                    owned.start()
+                    self._echo(f"cloud: mosquitto (TLS) on 127.0.0.1:{cloud.broker_port}, API {cloud.url}, "
+                               "ingest worker subscribed")
+                uplink = self._enroll(cloud, link, os.ttyname(gnss_slave))
+            self.write_config(link, os.ttyname(gnss_slave), uplink)
             self._start_agent(link)
-            player = _Player(self, link, gnss_master)
+            player = Player(self, link, gnss_master)
             try:
                 player.play()
             finally:
                 player.stop()
+                if self.network is not None:
+                    self.network.set_down(False)  # a drop that outlasts the timeline ends with it
             time.sleep(SETTLE_S)
             if cloud is not None:
-                self._wait_drained(self.scenario.cloud_drain_s or 0.0)
+                self._wait_drained(self.scenario.cloud_drain_s or DEFAULT_DRAIN_S)
             exit_code = self._stop_agent()
             self._echo(f"agent stopped (exit {exit_code})")
             if cloud is not None:
-                events = cloud.events(EVENT_KINDS)
+                events = cloud.events(self.device_id, EVENT_KINDS)
+                events.append(StoredEvent(CLOUD_HEALTH, time.time(), cloud.health(self.device_id)))
         finally:
             if exit_code is None:
                 self._stop_agent()
-            if cloud is not None:
-                cloud.close()
+            if self.network is not None:
+                self.network.close()
+            if owned is not None:
+                owned.close()
             link.close()
             for fd in (gnss_master, gnss_slave):
                 os.close(fd)
@@ -257,7 +269,19 @@ class HilRig:
             self.agent_starts, exit_code, player.frames_sent if player else 0, player.frames_dropped if player else 0,
             player.epochs if player else 0, counters if isinstance(counters, dict) else {},
             "" if exit_code == 0 else self.log_tail(), "cloud" if cloud is not None else "outbox",
+            self.device_id, self.network.resets if self.network else 0,
         )
+
+    def _enroll(self, cloud: Cloud, link: CanLink, gnss_port: str) -> dict[str, Any]:
+        """Provision the device (installer token, ``fleet-provision init`` + ``enroll``); its uplink goes
+        through a ``NetworkLink`` of its own so the scenario can cut it."""
+        s = self.scenario
+        given = cloud.enroll(self.device_id, self.workdir / "identity", s.vin, s.profile, self.data,
+                             can=(link.interface, link.channel), gnss_port=gnss_port)
+        self.network = NetworkLink(("127.0.0.1", cloud.broker_port))
+        self._echo(f"{self.device_id}: enrolled (VIN {s.vin}); uplink over TLS via 127.0.0.1:{self.network.port}")
+        keys = ("signing_key", "tls_ca", "tls_cert", "tls_key")
+        return {"host": "127.0.0.1", "port": self.network.port, **{k: given[k] for k in keys}, **UPLINK_TIMINGS}
 
     def _wait_drained(self, timeout_s: float) -> None:
         """Until the agent's outbox holds no event records: the cloud acked (committed) every one."""
@@ -270,125 +294,3 @@ class HilRig:
                 return
             time.sleep(0.1)
         self._echo(f"cloud: events still in the outbox after {timeout_s} s; checking what the cloud has")
-
-
-class _Stopped(Exception):
-    """Ends the ECU thread from inside ``TruckEcu.run``'s timeline callback."""
-
-
-class _Player:
-    """Plays the plan: ECU frames, OBD answers, NMEA epochs and agent kills, on the rig's clock."""
-
-    def __init__(self, rig: HilRig, link: CanLink, gnss_fd: int) -> None:
-        self.rig, self.link, self.gnss_fd = rig, link, gnss_fd
-        self.plan = rig.plan
-        self.frames_sent = self.frames_dropped = self.epochs = 0
-        s = rig.scenario
-        profile = load_profile(s.profile)
-        self.obd = ObdEcu(profile, 0, vin=s.vin, state=self.plan.obd_state(0.0)) if s.is_obd else None
-        self.truck = None if s.is_obd else TruckEcu(profile, vin=s.vin)
-        self.faults = Faults()
-        wall_duration = self.plan.duration_s / s.speedup
-        route = _PlannedRoute(lambda t: self.plan.position(rig.scenario_time(t)), 10 * wall_duration + 3600)
-        self.gnss = GnssSimulator(route, 0.0, faults=self.faults)
-        self._frames: queue.SimpleQueue[RawFrame] = queue.SimpleQueue()
-        self._stop = threading.Event()
-        self._ecu_thread = threading.Thread(target=self._ecu_loop, name="hil-truck-ecu", daemon=True)
-
-    def play(self) -> None:
-        rig, plan = self.rig, self.plan
-        rig._t0 = t0 = time.time()
-        self.gnss.start_utc = t0  # NMEA time of day = wall clock (bus time = wall time)
-        if self.truck is not None:
-            self._ecu_thread.start()
-        kills = list(plan.kills)
-        period = 1.0 / rig.scenario.gnss_rate_hz
-        next_epoch = 0.0
-        down_until: float | None = None
-        while True:
-            now = time.time()
-            offset = now - t0
-            t = rig.scenario_time(offset)
-            if t >= plan.duration_s:
-                return
-            if down_until is None and kills and t >= kills[0].at:
-                rig._echo(f"t={t:.0f} s: kill_agent (step {kills[0].step})")
-                rig._kill_agent()
-                down_until = now + kills.pop(0).down_s / rig.scenario.speedup
-            elif down_until is not None and now >= down_until:
-                pause = time.time()
-                rig._start_agent(self.link)
-                rig._paused += time.time() - pause
-                down_until = None
-                continue
-            up = down_until is None
-            if rig.proc is not None and up and rig.proc.poll() is not None:
-                raise RigError(f"fleet-agent exited with {rig.proc.returncode} mid-scenario:\n{rig.log_tail()}")
-            if self.truck is not None:
-                burst: list[RawFrame] = []
-                while not self._frames.empty():
-                    f = self._frames.get_nowait()
-                    if up and now - f.timestamp <= LATE_S:
-                        burst.append(f)
-                    else:
-                        self.frames_dropped += 1
-                self._send(burst)
-            if self.obd is not None:
-                self._serve_obd(t, now, up)
-            if offset >= next_epoch:
-                self.faults.lost_fix[:] = [Window(-1e18, 1e18)] if plan.gnss_lost_at(t) else []
-                if up:
-                    self._write_nmea(offset)
-                next_epoch += period
-            time.sleep(TICK_S)
-
-    def _ecu_loop(self) -> None:
-        """The truck ECU on its own thread, paced by the wall clock: each frame is made when it is due.
-
-        ``TruckEcu.run`` asks the timeline for the state at every scheduled transmission; we block
-        there until that instant, so the state is the scenario's *at* that moment (pauses included)
-        and an ECU that is silent (ignition off) simply sleeps instead of running ahead.
-        """
-        assert self.truck is not None
-        rig = self.rig
-
-        def timeline(off: float) -> TruckState:
-            delay = rig._t0 + off - time.time()
-            if (delay > 0 and self._stop.wait(delay)) or self._stop.is_set():
-                raise _Stopped
-            return self.plan.truck_state(rig.scenario_time(off))
-
-        try:
-            for frame in self.truck.run(timeline, rig._t0, math.inf):
-                self._frames.put(frame)
-        except _Stopped:
-            return
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._ecu_thread.is_alive():
-            self._ecu_thread.join(timeout=2.0)
-
-    def _send(self, frames: list[RawFrame]) -> None:
-        if frames:
-            self.link.inject(frames)
-            self.frames_sent += len(frames)
-
-    def _serve_obd(self, t: float, now: float, up: bool) -> None:
-        assert self.obd is not None
-        self.obd.state = self.plan.obd_state(t)
-        for frame in self.link.received():
-            self.obd.on_frame(frame)
-        answers = self.obd.tick(now)
-        if up:
-            self._send(answers)
-        else:
-            self.frames_dropped += len(answers)
-
-    def _write_nmea(self, offset: float) -> None:
-        data = "".join(s + "\r\n" for s in self.gnss.sentences(offset)).encode("ascii")
-        try:
-            os.write(self.gnss_fd, data)
-            self.epochs += 1
-        except BlockingIOError:
-            pass  # the agent is not reading (restarting); a receiver's UART would drop these too

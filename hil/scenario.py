@@ -36,11 +36,15 @@ A scenario says what the simulated vehicle does and which events the agent must 
     where = { duration_s = { min = 6, max = 14 } }
 
 Sequential steps (``ignition_on``, ``idle``, ``drive``, ``engine_off``, ``ignition_off``) follow
-each other; overlay steps (``dtc``, ``gnss_lost``, ``kill_agent``) happen where they stand in the
-list, or at an explicit ``at`` (scenario seconds from the start). Every error names the field.
+each other; overlay steps (``dtc``, ``gnss_lost``, ``kill_agent``, ``network_drop``) happen where they
+stand in the list, or at an explicit ``at`` (scenario seconds from the start). Every error names the field.
 
-An optional ``[cloud]`` table (``drain_timeout_s = 30``) adds Mosquitto, the cloud store and an ingest
-worker (``hil.cloud``): the agent uploads, and expectations are checked against what the cloud stored.
+An optional ``[cloud]`` table (``drain_timeout_s = 30``) adds Mosquitto, the cloud API and an ingest
+worker, and enrols the device through the real provisioning commands (``hil.cloud``): the agent
+uploads over its own cuttable link (``network_drop`` cuts it for ``minutes``/``seconds``), and the
+expectations are checked through the cloud's HTTP API. There, ``kind = "cloud_health"`` checks the
+device's data health as the API reports it (``where = { open_gaps = 0, dropped = 0,
+records_received = { min = 100 }, batches_committed = { min = 3 } }``).
 """
 
 from __future__ import annotations
@@ -60,13 +64,15 @@ from hil.scenario_fields import ScenarioError, duration, latlon, non_negative, o
 
 PROFILES = ("heavy_truck_j1939", "light_obd2")
 SEQUENTIAL = ("ignition_on", "idle", "drive", "engine_off", "ignition_off")
-OVERLAY = ("dtc", "gnss_lost", "kill_agent")
+OVERLAY = ("dtc", "gnss_lost", "kill_agent", "network_drop")
 ACTIONS = SEQUENTIAL + OVERLAY
 #: Record kinds an expectation may count: the detectors' events and the once-per-vehicle records.
 EVENT_KINDS = (
     "idle_started", "idle_ended", "dtc_appeared", "dtc_cleared", "fault_raised", "fault_cleared",
     "geofence_entered", "geofence_exited", "trip_started", "trip_ended", "meter", "vehicle_id", "dtc_status",
 )
+#: An expectation on the device's data health in the cloud (``GET /v1/vehicles/{device}/health``).
+CLOUD_HEALTH = "cloud_health"
 OBD_STATUSES = ("stored", "pending", "permanent")
 #: SAE J2012 / ISO 15031-6 DTC text form: P, C, B or U, then four hex digits.
 _OBD_CODE = re.compile(r"^[PCBU][0-9A-F]{4}$")
@@ -183,7 +189,7 @@ def _step(i: int, raw: object) -> Step:
     if action in ("ignition_on", "ignition_off"):
         only(raw, common, where)
         return Step(i, action)
-    if action in ("idle", "engine_off", "gnss_lost"):
+    if action in ("idle", "engine_off", "gnss_lost", "network_drop"):
         only(raw, common | {"minutes", "seconds"}, where)
         return Step(i, action, duration_s=duration(raw, where), at=at)
     if action == "kill_agent":
@@ -221,8 +227,8 @@ def _expectation(i: int, raw: object) -> Expectation:
         raise ScenarioError(f"{where}: must be a table")
     only(raw, {"kind", "count", "min", "max", "where"}, where)
     kind = raw.get("kind")
-    if kind not in EVENT_KINDS:
-        raise ScenarioError(f"{where}.kind: must be one of {', '.join(EVENT_KINDS)}, got {kind!r}")
+    if kind not in (*EVENT_KINDS, CLOUD_HEALTH):
+        raise ScenarioError(f"{where}.kind: must be one of {', '.join((*EVENT_KINDS, CLOUD_HEALTH))}, got {kind!r}")
     if "count" in raw and ("min" in raw or "max" in raw):
         raise ScenarioError(f"{where}.count: give count, or min and/or max, not both")
     hi: int | None
@@ -335,6 +341,14 @@ def parse_scenario(data: Mapping[str, Any], source: Path) -> Scenario:
             raise ScenarioError("cloud: must be a table ([cloud], optionally with drain_timeout_s)")
         only(cloud, {"drain_timeout_s"}, "cloud")
         cloud_drain_s = non_negative(cloud, "drain_timeout_s", "cloud", positive=True, default=30.0)
+    else:
+        for st in steps:
+            if st.action == "network_drop":
+                raise ScenarioError(f"step[{st.index}] (network_drop): needs a [cloud] table (without one the "
+                                    "agent has no network to lose)")
+        for e in expectations:
+            if e.kind == CLOUD_HEALTH:
+                raise ScenarioError(f"expect[{e.index}].kind: cloud_health needs a [cloud] table")
     return Scenario(
         name=name, description=str(description), source=source, profile=profile, speedup=speedup,
         start=start, vin=vin, steps=steps, expectations=expectations, thresholds=thresholds,

@@ -59,6 +59,7 @@ class Plan:
         cursor = LEAD_IN_S
         self.ignition: list[tuple[float, float]] = []
         self.gnss_lost: list[tuple[float, float]] = []
+        self.network_drops: list[tuple[float, float]] = []
         self.kills: list[Kill] = []
         opened: dict[str, tuple[float, Step]] = {}
         self.codes: list[CodeWindow] = []
@@ -93,6 +94,8 @@ class Plan:
                 cursor += sum(s.duration_s for s in drive)
             elif step.action == "gnss_lost":
                 self.gnss_lost.append((at, at + step.duration_s))
+            elif step.action == "network_drop":
+                self.network_drops.append((at, at + step.duration_s))
             elif step.action == "kill_agent":
                 self.kills.append(Kill(at, step.duration_s, step.index))
             elif step.action == "dtc":
@@ -161,6 +164,9 @@ class Plan:
 
     def gnss_lost_at(self, t: float) -> bool:
         return any(a <= t < b for a, b in self.gnss_lost)
+
+    def network_down_at(self, t: float) -> bool:
+        return any(a <= t < b for a, b in self.network_drops)
 
     def position(self, t: float) -> Kinematics:
         """Where the vehicle is: the odometer's distance along the route's polyline."""

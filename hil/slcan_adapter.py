@@ -12,6 +12,7 @@ import os
 import select
 import threading
 import time
+from collections.abc import Callable
 
 from edge_agent.model import RawFrame
 
@@ -45,7 +46,11 @@ class SlcanEmulator:
         self.commands: list[str] = []
         self.sent: list[RawFrame] = []
         self.is_open = False
+        #: Called on the emulator's thread with each frame the host transmits (stamped on receipt), so a
+        #: simulated ECU can answer at once instead of on some other thread's next turn.
+        self.on_frame: Callable[[RawFrame], None] | None = None
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="slcan-emulator", daemon=True)
         self._thread.start()
@@ -71,10 +76,14 @@ class SlcanEmulator:
         if not cmd:
             return
         if cmd[0] in "Tt":
+            frame = decode_slcan(cmd)
             with self._lock:
-                self.sent.append(decode_slcan(cmd))
+                self.sent.append(frame)
             # Real adapters acknowledge a transmit with "z\r" / "Z\r"; python-can reads past it.
             self._write(b"Z\r" if cmd[0] == "T" else b"z\r")
+            callback = self.on_frame
+            if callback is not None:
+                callback(RawFrame(time.time(), frame.arbitration_id, frame.data, frame.is_extended, "can0"))
         elif cmd == "V":
             self._write(b"V1013\r")
         else:
@@ -85,7 +94,8 @@ class SlcanEmulator:
             self._write(b"\r")
 
     def _write(self, data: bytes) -> None:
-        with contextlib.suppress(OSError):
+        # Two threads write (this one's answers, the rig's injections): one whole write at a time.
+        with self._write_lock, contextlib.suppress(OSError):
             os.write(self.master, data)
 
     def inject(self, *frames: RawFrame, raw: bytes = b"") -> None:
