@@ -3,7 +3,7 @@
 Exit codes: 0 done, 1 refused (by the cloud, or the device's state forbids it: the message says what
 to do), 2 usage or local error, 3 the cloud could not be reached (re-run the same command to resume).
 ``--json`` prints one JSON object per command for scripts; otherwise lines for a person at a terminal.
-``check`` (preflight of CAN, GNSS, clock, broker) is not implemented yet.
+``check`` (``provisioning.check``) exits 0 when every check passed and 1 when any failed.
 """
 
 from __future__ import annotations
@@ -15,8 +15,20 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.errors import FleetError
+from provisioning.check import (
+    DEFAULT_ACK_WAIT_S,
+    DEFAULT_FIX_WAIT_S,
+    DEFAULT_TRAFFIC_WAIT_S,
+    GROUPS,
+    CheckOptions,
+    run_checks,
+)
+from provisioning.checks import TerminalProgress, as_json, render_summary
 from provisioning.enroll import DEFAULT_DATA_DIR, CloudUnreachable, Sources, enroll
 from provisioning.identity import DEFAULT_DIR, init_identity, load_identity
+
+#: Longest any wait of ``check`` may be set to: an installer re-runs rather than waits longer.
+MAX_WAIT_S = 1800.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,7 +48,35 @@ def build_parser() -> argparse.ArgumentParser:
     enr.add_argument("--can-interface", default="socketcan", help="python-can interface ('' for none)")
     enr.add_argument("--can-channel", default="can0", help="CAN channel (default can0)")
     enr.add_argument("--gnss-port", help="GNSS serial port, e.g. /dev/ttyS1")
+    chk = sub.add_parser("check", help="preflight: CAN, vehicle, VIN, GNSS, clock, broker, a test batch")
+    chk.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=f"identity directory (default {DEFAULT_DIR})")
+    chk.add_argument("--traffic-wait", type=_seconds, default=DEFAULT_TRAFFIC_WAIT_S, metavar="S",
+                     help=f"seconds to wait for CAN traffic (default {DEFAULT_TRAFFIC_WAIT_S:g})")
+    chk.add_argument("--fix-wait", type=_seconds, default=DEFAULT_FIX_WAIT_S, metavar="S",
+                     help=f"seconds to wait for a GNSS fix (default {DEFAULT_FIX_WAIT_S:g})")
+    chk.add_argument("--ack-wait", type=_seconds, default=DEFAULT_ACK_WAIT_S, metavar="S",
+                     help=f"seconds to wait for the cloud's ack of the test batch (default {DEFAULT_ACK_WAIT_S:g})")
+    chk.add_argument("--only", type=_groups, default=GROUPS, metavar="GROUPS",
+                     help=f"comma-separated subset of {','.join(GROUPS)} (default: all)")
     return parser
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= MAX_WAIT_S:
+        raise argparse.ArgumentTypeError(f"expected seconds between 0 and {MAX_WAIT_S:g}, got {text!r}")
+    return value
+
+
+def _groups(text: str) -> tuple[str, ...]:
+    groups = tuple(g.strip() for g in text.split(",") if g.strip())
+    unknown = [g for g in groups if g not in GROUPS]
+    if unknown or not groups:
+        raise argparse.ArgumentTypeError(f"groups are {', '.join(GROUPS)}; got {text!r}")
+    return groups
 
 
 def _emit(args: argparse.Namespace, obj: dict[str, Any], lines: list[str]) -> None:
@@ -52,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "init":
             return _init(args)
+        if args.command == "check":
+            return _check(args)
         return _enroll(args)
     except CloudUnreachable as exc:
         code, kind, message = 3, "unreachable", str(exc)
@@ -95,6 +137,24 @@ def _enroll(args: argparse.Namespace) -> int:
                  "files": [str(args.dir / f) for f in result.files], "broker": result.broker,
                  "not_after": result.not_after}, lines)
     return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    progress = TerminalProgress(quiet=args.json)
+
+    def show(line: str) -> None:
+        progress.clear()
+        if not args.json:
+            print(line, flush=True)
+
+    options = CheckOptions(args.traffic_wait, args.fix_wait, args.ack_wait, args.only)
+    device_id, results = run_checks(args.dir, options, progress, show)
+    progress.clear()
+    if args.json:
+        print(json.dumps(as_json(device_id, results)))
+    else:
+        print(render_summary(results))
+    return 1 if any(r.failed for r in results) else 0
 
 
 if __name__ == "__main__":

@@ -11,25 +11,16 @@ unreachable, the cloud's answer lost after it enrolled the device, a run killed 
 from __future__ import annotations
 
 import json
-import os
-import pwd
 import random
 import socket
 import stat
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from cloud_sync.broker_config import BrokerFiles
 from cloud_sync.store import make_engine
 from cloud_sync.store.devices import get_device
 from edge_agent.config import load_config
@@ -39,77 +30,10 @@ from provisioning.enroll import AGENT_TOML, CA_CHAIN, MARKER, STAGING, TLS_CERT
 from provisioning.identity import SIGNING_KEY, TLS_CSR, TLS_KEY, load_identity
 from tests.cloud_sync.helpers import SimDevice
 from tests.cloud_sync.mqtt_tls import connect
-from tests.mqtt_broker import READY_TIMEOUT_S, Mosquitto, Proc, free_port, mosquitto_or_skip
+from tests.mqtt_broker import Proc
+from tests.provisioning.cloud_rig import PROFILE, VIN, Cloud, enroll_args, provision
 
-REPO = Path(__file__).resolve().parents[2]
-VIN = "1M8GDM9AXKP042788"
-PROFILE = "heavy_truck_j1939"
 NOT_AUTHORIZED = 0x87
-
-
-def run(module: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=60, check=False, env={**os.environ, **(env or {})})
-
-
-@dataclass
-class Cloud:
-    url: str
-    db_url: str
-    env: dict[str, str]
-    broker: Mosquitto
-    files: BrokerFiles
-
-    def token(self, depot: str = "depot-east") -> str:
-        out = run("cloud_sync.cli", "--database-url", self.db_url, "installer-token", "--depot", depot, "--ttl",
-                  "15m", "--json", env=self.env)
-        assert out.returncode == 0, out.stderr
-        return str(json.loads(out.stdout)["token"])
-
-
-@pytest.fixture(scope="module")
-def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
-    tmp = tmp_path_factory.mktemp("cloud")
-    db_url = f"sqlite:///{tmp / 'cloud.db'}"
-    broker = Mosquitto(mosquitto_or_skip(), tmp / "mosq")
-    env = {"FLEET_CLOUD_CA_DIR": str(tmp / "ca"), "FLEET_CLOUD_BROKER_HOST": "127.0.0.1",
-           "FLEET_CLOUD_BROKER_PORT": str(broker.port)}
-    out = run("cloud_sync.cli", "--database-url", db_url, "broker-config", "--out", str(tmp / "broker"), "--port",
-              str(broker.port), "--bind", "127.0.0.1", "--user", pwd.getpwuid(os.getuid()).pw_name, env=env)
-    assert out.returncode == 0, out.stderr
-    files = BrokerFiles(*(tmp / "broker" / n for n in ("mosquitto.conf", "acl", "ca.pem", "crl.pem", "server.crt",
-                                                      "server.key", "ingest.crt", "ingest.key")))
-    broker.config = files.conf
-    broker.start()
-    port = free_port()
-    with open(tmp / "cloud.log", "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "cloud_sync.cli", "--database-url", db_url, "serve", "--port",
-                                 str(port)], cwd=REPO, env={**os.environ, **env}, stdout=log, stderr=log)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + READY_TIMEOUT_S * 2
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/healthz", timeout=1):
-                    break
-            except OSError:
-                assert proc.poll() is None, (tmp / "cloud.log").read_text()
-                assert time.monotonic() < deadline, "the cloud did not start"
-                time.sleep(0.05)
-        yield Cloud(url, db_url, env, broker, files)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        broker.stop()
-
-
-def provision(*args: str) -> subprocess.CompletedProcess[str]:
-    return run("provisioning.cli", *args)
-
-
-def enroll_args(d: Path, cloud_url: str, token: str) -> list[str]:
-    return ["enroll", "--dir", str(d), "--cloud", cloud_url, "--token", token, "--vehicle", VIN, "--profile",
-            PROFILE, "--data-dir", str(d.parent / "data")]
 
 
 def snapshot(d: Path) -> dict[str, bytes]:

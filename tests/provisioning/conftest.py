@@ -1,0 +1,15 @@
+"""The ``cloud`` fixture (one per test module): see ``cloud_rig``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.provisioning.cloud_rig import Cloud, running_cloud
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
+    with running_cloud(tmp_path_factory.mktemp("cloud")) as c:
+        yield c
