@@ -27,13 +27,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, func, select, update
+from sqlalchemy import Connection, and_, case, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError
 
 from cloud_sync.store.bulk import store_batch_rows
 from cloud_sync.store.rows import batch_rows, latest_backlog
-from cloud_sync.store.schema import batches, chain_gaps, device_health
+from cloud_sync.store.schema import batches, chain_gaps, device_health, records
 from edge_agent.wire import GENESIS_HASH, Batch, BatchColumns
 
 #: How far (in batches) behind the newest committed seq of its epoch a batch may arrive. A device
@@ -85,6 +85,28 @@ def _open_gap_covering(conn: Connection, device: str, epoch: int, seq: int) -> A
         chain_gaps.c.seq_from <= seq, chain_gaps.c.seq_to >= seq)).first()
 
 
+def _probe(conn: Connection, batch: BatchColumns) -> Any:
+    """Everything ``commit_batch`` reads before it writes, in one round trip (round trips, not rows,
+    dominate a loaded server): this identity's hash, the predecessor's hash, the successor's
+    ``prev_hash``, the epoch's newest seq, whether the device has an open gap, and whether any record
+    id of the batch is stored already (``store.bulk`` then takes the conflict-handling path)."""
+    device, epoch, seq = batch.key
+    b, g, r = batches.c, chain_gaps.c, records.c
+
+    def at(column: Any, s: int) -> Any:
+        return select(column).where(b.device_id == device, b.boot_epoch == epoch, b.seq == s).scalar_subquery()
+
+    ids = batch.body.ids
+    lo, hi = (min(ids), max(ids)) if len(ids) else (1, 0)
+    return conn.execute(select(
+        at(b.hash, seq).label("existing_hash"), at(b.hash, seq - 1).label("pred_hash"),
+        at(b.prev_hash, seq + 1).label("succ_prev_hash"),
+        select(func.max(b.seq)).where(b.device_id == device, b.boot_epoch == epoch).scalar_subquery().label("newest"),
+        exists().where(g.device_id == device, g.filled_at.is_(None)).label("gaps_open"),
+        exists().where(r.device_id == device, r.record_id >= lo, r.record_id <= hi).label("any_stored"),
+    )).one()
+
+
 def commit_batch(conn: Connection, batch: Batch | BatchColumns, blob_hash: bytes, received_at: float,
                  window: int = SEQ_WINDOW) -> Outcome:
     """Decide and, if accepted, store ``batch`` (see the module docstring). Caller owns the transaction.
@@ -94,24 +116,20 @@ def commit_batch(conn: Connection, batch: Batch | BatchColumns, blob_hash: bytes
     if isinstance(batch, Batch):
         batch = BatchColumns.of(batch)
     device, epoch, seq = batch.key
-    # One round trip for the batch's identity and both neighbours (round trips dominate a loaded server).
-    near = {r.seq: r for r in conn.execute(select(batches.c.seq, batches.c.hash, batches.c.prev_hash).where(
-        batches.c.device_id == device, batches.c.boot_epoch == epoch, batches.c.seq >= seq - 1,
-        batches.c.seq <= seq + 1))}
-    existing, pred, succ = near.get(seq), near.get(seq - 1), near.get(seq + 1)
-    if existing is not None:
-        if bytes(existing.hash) == blob_hash:
+    probe = _probe(conn, batch)
+    if probe.existing_hash is not None:
+        if bytes(probe.existing_hash) == blob_hash:
             return Outcome("duplicate")
         return Outcome("rejected", "seq_reused")
+    pred, succ = probe.pred_hash, probe.succ_prev_hash
     # A batch chained to a stored predecessor is inside the known sequence, never a replay.
     if pred is None:
-        newest = conn.execute(select(func.max(batches.c.seq)).where(
-            batches.c.device_id == device, batches.c.boot_epoch == epoch)).scalar()
+        newest = probe.newest
         if newest is not None and seq < newest - window and _open_gap_covering(conn, device, epoch, seq) is None:
             return Outcome("rejected", "replay")
-    if pred is not None and bytes(pred.hash) != batch.prev_hash:
+    if pred is not None and bytes(pred) != batch.prev_hash:
         return Outcome("rejected", "chain_broken")
-    if succ is not None and bytes(succ.prev_hash) != blob_hash:
+    if succ is not None and bytes(succ) != blob_hash:
         return Outcome("rejected", "chain_broken")
 
     conn.execute(batches.insert().values(
@@ -119,15 +137,14 @@ def commit_batch(conn: Connection, batch: Batch | BatchColumns, blob_hash: bytes
         created_at=batch.created_at, received_at=received_at, record_count=len(batch),
         schema_version=batch.schema_version))
     try:
-        store_batch_rows(conn, *batch_rows(batch, received_at))
+        store_batch_rows(conn, *batch_rows(batch, received_at), fresh=not probe.any_stored)
     except _DATA_ERRORS as exc:
         raise UnstorableBatch(str(exc).splitlines()[0]) from exc
     _update_health(conn, batch, received_at)
     gap_opened = False
     if pred is None:
         gap_opened = _maybe_open_gap(conn, batch, received_at)
-    g = chain_gaps.c
-    if gap_opened or conn.execute(select(g.id).where(g.device_id == device, g.filled_at.is_(None)).limit(1)).first():
+    if gap_opened or probe.gaps_open:  # (only this batch's own gap can have opened since the probe)
         _extend_gap_above(conn, device, epoch, seq, succ is not None)
         _fill_gaps(conn, batch, blob_hash, received_at)
     return Outcome("committed", stored=len(batch), gap_opened=gap_opened)

@@ -1,15 +1,17 @@
 """The three hot inserts of a batch (records, positions, events), one round trip per table.
 
 Ingest stores up to ``MAX_RECORDS_PER_BATCH`` records per transaction, so per-row overhead decides
-the throughput (target: 50,000 records/s per worker into PostgreSQL). SQLAlchemy's generic
-executemany spends most of its time building and processing one parameter dict per row, so these
-statements are written once per dialect and fed column-wise:
+the throughput (target: 50,000 records/s per worker into PostgreSQL). Rows arrive column-wise
+(``store.rows.TableRows``, built from the wire's columns without a Python object per record) and
+leave column-wise:
 
-- PostgreSQL: one ``INSERT ... SELECT FROM unnest(array, array, ...)``: every column travels as one
-  array parameter, the server expands them (a single statement whatever the batch size);
 - PostgreSQL, when none of the batch's record ids is stored yet (the normal case: outbox ids grow, so
-  one index range probe over ``[min id, max id]`` decides): ``COPY ... FROM STDIN`` into the three
-  tables, the server's fastest load path (about a third less time than the ``unnest`` insert);
+  one index range probe over ``[min id, max id]`` in ``store.batches`` decides): ``COPY ... FROM STDIN``
+  into the three tables, the server's fastest load path. The COPY text is assembled here in one
+  ``str.format`` per row over pre-rendered columns and written in one call (psycopg's per-row
+  ``write_row`` cost more than the rest of the store path);
+- PostgreSQL otherwise: one ``INSERT ... SELECT FROM unnest(array, array, ...)`` with the conflict rule:
+  every column travels as one array parameter, the server expands them;
 - SQLite: the sqlite3 module's C ``executemany`` over plain tuples.
 
 The ``COPY`` path is safe without conflict handling because every batch of a device is stored under
@@ -27,10 +29,9 @@ from collections.abc import Sequence
 from itertools import repeat
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from cloud_sync.store.rows import TableRows
-from cloud_sync.store.schema import records
 
 _REC_COLS = ("device_id", "record_id", "kind", "priority", "device_time", "edge_received_at",
              "cloud_received_at", "boot_epoch", "seq", "payload")
@@ -93,12 +94,6 @@ def insert_rows(conn: Connection, rows: TableRows) -> None:
         conn.exec_driver_sql(_SQLITE[rows.table], list(zip(*values, strict=False)))  # constants repeat forever
 
 
-def _any_stored(conn: Connection, device_id: str, lo: int, hi: int) -> bool:
-    c = records.c
-    query = select(c.record_id).where(c.device_id == device_id, c.record_id >= lo, c.record_id <= hi).limit(1)
-    return conn.execute(query).first() is not None
-
-
 def _escape(text: str) -> str:
     """A value in COPY's text format: backslash, tab, newline and carriage return escaped."""
     if "\\" in text:
@@ -138,16 +133,15 @@ def _copy(conn: Connection, rows: TableRows) -> None:
 
 
 def store_batch_rows(conn: Connection, records_rows: TableRows, position_rows: TableRows,
-                     event_rows: TableRows) -> None:
-    """Store one batch's rows (see the module docstring for which path is taken)."""
+                     event_rows: TableRows, fresh: bool) -> None:
+    """Store one batch's rows; ``fresh``: none of its record ids is stored yet (the caller probed, under
+    the device's row lock), which on PostgreSQL allows ``COPY`` (see the module docstring)."""
     if not len(records_rows):
         return
-    if conn.dialect.name == "postgresql":
-        ids = records_rows.columns["record_id"]
-        if not _any_stored(conn, records_rows.constants["device_id"], min(ids), max(ids)):
-            for rows in (records_rows, position_rows, event_rows):
-                if len(rows):
-                    _copy(conn, rows)
-            return
+    if fresh and conn.dialect.name == "postgresql":
+        for rows in (records_rows, position_rows, event_rows):
+            if len(rows):
+                _copy(conn, rows)
+        return
     for rows in (records_rows, position_rows, event_rows):
         insert_rows(conn, rows)
