@@ -73,6 +73,10 @@ def public(why: str) -> Rule:
 
 
 _READERS = (ADMIN, FLEET_MANAGER, DISPATCHER, TECHNICIAN, COMPLIANCE_OFFICER, INSTALLER, EXECUTIVE)
+#: Compliance: drivers' hours and DVIRs. Technicians certify repairs; dispatchers enter duty events and reports.
+_COMPL_READERS = (ADMIN, FLEET_MANAGER, COMPLIANCE_OFFICER, DISPATCHER)
+_COMPL_WRITERS = (ADMIN, FLEET_MANAGER, COMPLIANCE_OFFICER, DISPATCHER)
+DRIVING_HOURS = "driving_hours"
 
 #: Every route of the app: "METHOD /path/template" -> who may call it. Keep sorted by path within a block.
 ACCESS: dict[str, Rule] = {
@@ -108,6 +112,18 @@ ACCESS: dict[str, Rule] = {
     "GET /v1/webhooks/{webhook_id}/deliveries": allow(ADMIN),
     "POST /v1/webhooks/{webhook_id}/ping": allow(ADMIN),
     "POST /v1/webhooks/deliveries/{delivery_id}/replay": allow(ADMIN),
+    # compliance (cloud_sync.api.compliance): a driver's duty events and hours are personal data (audited);
+    # driver routes check the driver's depot themselves (scope=ROUTE)
+    "GET /v1/compliance/rule-packs": allow(*EVERY_ROLE),
+    "POST /v1/drivers": allow(ADMIN, FLEET_MANAGER, COMPLIANCE_OFFICER, scope=ROUTE),
+    "GET /v1/drivers/{driver}/duty-events": allow(*_COMPL_READERS, scope=ROUTE, personal=DRIVING_HOURS),
+    "POST /v1/drivers/{driver}/duty-events": allow(*_COMPL_WRITERS, scope=ROUTE),
+    "GET /v1/drivers/{driver}/hours": allow(*_COMPL_READERS, scope=ROUTE, personal=DRIVING_HOURS),
+    "GET /v1/vehicles/{device}/dvirs": allow(*_COMPL_READERS, TECHNICIAN, device="device"),
+    "POST /v1/vehicles/{device}/dvirs": allow(*_COMPL_WRITERS, device="device"),
+    "POST /v1/vehicles/{device}/dvirs/{report_id}/certify": allow(ADMIN, FLEET_MANAGER, TECHNICIAN, device="device"),
+    "POST /v1/vehicles/{device}/dvirs/{report_id}/review": allow(*_COMPL_WRITERS, device="device"),
+    "GET /v1/vehicles/{device}/safety": allow(*_READERS, device="device"),
 }
 
 #: Routes Starlette serves itself (no FastAPI dependencies run there): the schema and its viewers.

@@ -57,12 +57,28 @@ def _webhooks(conn: Connection) -> None:
     schema.metadata.create_all(conn, tables=[tables.webhook_subscriptions, tables.webhook_deliveries])
 
 
+def _maintenance(conn: Connection) -> None:
+    """Meter readings, service programs, fault issues, work orders, risk reviews (``cloud_sync.maintenance.tables``)."""
+    from cloud_sync.maintenance import tables
+
+    schema.metadata.create_all(conn, tables=tables.ALL)
+
+
+def _compliance(conn: Connection) -> None:
+    """Drivers, duty-status events and DVIRs (``cloud_sync.compliance.tables``)."""
+    from cloud_sync.compliance import tables
+
+    schema.metadata.create_all(conn, tables=tables.ALL)
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("initial", _v1_initial),
     ("provisioning", _v2_provisioning),
     ("governance", _v3_governance),
     ("device_configs", _v4_device_configs),
     ("webhooks", _webhooks),
+    ("maintenance", _maintenance),
+    ("compliance", _compliance),
 ]
 LATEST_VERSION = len(MIGRATIONS)
 
