@@ -19,6 +19,7 @@ from cloud_sync.governance.cli import GOVERNANCE_COMMANDS, audit_cli_action, run
 from cloud_sync.governance.cli import add_parsers as _add_governance_commands
 from cloud_sync.provisioning_cli import PROVISIONING_COMMANDS, run_provisioning_command
 from cloud_sync.provisioning_cli import add_parsers as _add_provisioning_commands
+from cloud_sync.reports.cli import add_parsers as _add_report_commands
 from cloud_sync.webhooks.cli import add_parsers as _add_webhook_commands
 from cloud_sync.worker_options import add_arguments as add_worker_arguments
 from edge_agent.errors import FleetError
@@ -54,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_provisioning_commands(sub)
     _add_governance_commands(sub)
     _add_webhook_commands(sub)
+    _add_report_commands(sub)
     serve.add_argument("--no-webhooks", action="store_true",
                        help="do not deliver webhooks from this process (run `fleet-cloud webhooks dispatch` instead)")
     return parser
@@ -91,6 +93,10 @@ def _run(args: argparse.Namespace) -> int:
         applied = migrate(engine)
         print(f"migrated: applied {applied}" if applied else "schema is current")
         return 0
+    if args.command == "reports":
+        from cloud_sync.reports.cli import run as run_reports
+
+        return run_reports(args, engine)
     if args.command == "webhooks":
         from cloud_sync.webhooks.cli import run as run_webhooks
 

@@ -155,10 +155,12 @@ class Ingestor:
 
 
 def default_commit_hooks() -> list[CommitHook]:
-    """What every ingest path runs in its commit transaction: queue the batch's webhook events."""
+    """What every ingest path runs in its commit transaction: queue the batch's webhook events; derive
+    meter readings and fault issues (``cloud_sync.maintenance.derive``, in a savepoint of its own)."""
+    from cloud_sync.maintenance.derive import MaintenanceHook
     from cloud_sync.webhooks import IngestWebhooks
 
-    return [IngestWebhooks()]
+    return [IngestWebhooks(), MaintenanceHook()]
 
 
 def unavailable_ack(blob: bytes) -> Ack:

@@ -2,10 +2,21 @@
 
 from fastapi import APIRouter
 
-from cloud_sync.api import batches, compliance, config, devices, governance, ops, provisioning, vehicles, webhooks
+from cloud_sync.api import (
+    batches,
+    compliance,
+    config,
+    devices,
+    governance,
+    ops,
+    provisioning,
+    reports,
+    vehicles,
+    webhooks,
+)
 
 api_router = APIRouter()
-for _module in (batches, devices, vehicles, ops, provisioning, governance, webhooks, config, compliance):
+for _module in (batches, devices, vehicles, ops, provisioning, governance, webhooks, reports, config, compliance):
     api_router.include_router(_module.router)
 
 __all__ = ["api_router"]

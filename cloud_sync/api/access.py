@@ -105,6 +105,9 @@ ACCESS: dict[str, Rule] = {
     "GET /v1/users": allow(ADMIN, AUDITOR),
     "POST /v1/users": allow(ADMIN),
     "POST /v1/users/{name}/tokens": allow(ADMIN),
+    # reports: KPIs per vehicle and depot (no location); depot-scoped callers see their depots only
+    "GET /v1/reports/kpis": allow(ADMIN, FLEET_MANAGER, EXECUTIVE, DISPATCHER, TECHNICIAN, COMPLIANCE_OFFICER,
+                                  scope=ROUTE),
     # webhooks: endpoints, secrets and delivery payloads are fleet-wide integration settings
     "GET /v1/webhooks": allow(ADMIN),
     "POST /v1/webhooks": allow(ADMIN),

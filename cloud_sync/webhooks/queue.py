@@ -53,7 +53,9 @@ def _insert_ignoring_duplicates(conn: Connection, rows: list[dict[str, Any]]) ->
         stmt = sqlite.insert(webhook_deliveries).on_conflict_do_nothing()
     else:  # pragma: no cover - the store runs on SQLite and PostgreSQL only
         raise NotImplementedError(dialect)
-    return int(conn.execute(stmt, rows).rowcount or 0)
+    # RETURNING lists only the rows inserted (a conflict returns nothing); executemany's rowcount is -1
+    # on psycopg, so it cannot say how many were new.
+    return len(conn.execute(stmt.returning(webhook_deliveries.c.id), rows).all())
 
 
 def subscribers(conn: Connection) -> dict[str, list[int]]:

@@ -39,13 +39,30 @@ def test_refused_rows_move_to_quarantine_with_a_report(tmp_path: Path) -> None:
         assert report.priority == Priority.DROP_REPORT
         assert report.payload == {"reason": "unstorable", "count": 2, "quarantined": {"note": 1, "sample": 1},
                                   "first_ts": 0.0, "last_ts": 7.5, "bytes": sum(r.size for r in bad),
-                                  "boot_epoch": 42, "seq": 7}
+                                  "batches": 1, "last_batch": [42, 7]}
         # Still charged to the quota: only the report came on top.
         assert outbox.bytes_used() == used + report.size
         assert outbox.depth() == 4 + 1  # the queue: four samples and the report
         assert counters.get("records_quarantined") == 2
         assert outbox.check() == "ok"
         assert outbox.quarantine([bad[0].id], "unstorable", 42, 7) == 0  # already moved: nothing happens
+
+
+def test_quarantines_merge_into_the_pending_report_of_their_reason(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "o.db") as outbox:
+        outbox.append(samples(4))
+        rows = outbox.claim(4)
+        outbox.quarantine([rows[0].id], "unstorable", 1, 1)
+        outbox.quarantine([rows[1].id], "unstorable", 1, 2)
+        outbox.quarantine([rows[2].id], "malformed", 1, 3)
+        reports = {r.payload["reason"]: r.payload for r in everything(outbox) if r.kind == QUARANTINE_REPORT_KIND}
+        assert reports["unstorable"]["count"] == 2 and reports["unstorable"]["batches"] == 2
+        assert reports["unstorable"]["last_batch"] == [1, 2] and reports["malformed"]["count"] == 1
+        claimed = outbox.claim(10, min_priority=Priority.DROP_REPORT)  # the uplink takes the reports ...
+        outbox.quarantine([rows[3].id], "unstorable", 1, 4)  # ... so the next quarantine starts a new one
+        fresh = [r.payload for r in everything(outbox) if r.kind == QUARANTINE_REPORT_KIND and r not in claimed]
+        assert len(claimed) == 2 and [p["count"] for p in fresh if p["last_batch"] == [1, 4]] == [1]
+        assert outbox.check() == "ok"
 
 
 def test_a_refused_report_is_kept_without_breeding_reports(tmp_path: Path) -> None:

@@ -178,6 +178,9 @@ def test_rejected_batch_keeps_rows_until_the_cloud_accepts(cloud: Cloud, make_ri
     rig.pump(lambda: rig.counters.get("batches_rejected") >= 2, "two rejections")
     assert rig.outbox.depth() == 250 and cloud.records() == []
     assert rig.counters.get("batches_committed") == 0
+    # Not the records' fault: counted as distrust, nothing narrowed down or quarantined.
+    assert rig.counters.get("rejects_not_trusted") >= 2
+    assert rig.counters.get("batches_narrowed") == 0 and rig.outbox.quarantined().rows == 0
     cloud.register(DEVICE, rig.key)  # provisioning catches up
     rig.pump(lambda: rig.outbox.depth() == 0, "the outbox to drain")
     assert [r.payload["n"] for r in cloud.records()] == list(range(250))
