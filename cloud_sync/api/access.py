@@ -35,6 +35,7 @@ dispatcher (``settings:staff``), as they were before users existed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from cloud_sync.governance.roles import SEES_LOCATION, Role
 
@@ -136,3 +137,33 @@ DOCS_ROUTES = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/re
 
 def route_key(method: str, path: str) -> str:
     return f"{method} {path}"
+
+
+def annotate_openapi(schema: dict[str, Any]) -> dict[str, Any]:
+    """Write each operation's line of ``ACCESS`` into the OpenAPI schema (in place): who may call it, and
+    ``security: []`` on public operations (the app-wide bearer scheme does not apply to them)."""
+    for path, operations in schema.get("paths", {}).items():
+        for method, op in operations.items():
+            rule = ACCESS.get(route_key(method.upper(), path))
+            if rule is None:
+                continue
+            if rule.public:
+                op["security"] = []
+                op.get("responses", {}).pop("401", None)
+                note = f"Access: public ({rule.why})."
+            else:
+                note = f"Access: {', '.join(sorted(r.value for r in rule.roles))}"
+                if rule.depot_scoped:
+                    note += "; limited to the caller's depots"
+                if rule.personal:
+                    note += f"; reads personal data ({rule.personal}): every call is audited"
+                note += "."
+            op["description"] = f"{op.get('description', '')}\n\n{note}".strip()
+    # A 422 is a list of field errors (pydantic) or one sentence (a route's own check, e.g. an unreadable key):
+    # say so, so that clients and the schemathesis fuzz test hold the API to what it really answers.
+    validation = schema.get("components", {}).get("schemas", {}).get("HTTPValidationError")
+    if validation is not None and "detail" in validation.get("properties", {}):
+        detail = validation["properties"]["detail"]
+        validation["properties"]["detail"] = {"title": "Detail", "anyOf": [
+            {k: v for k, v in detail.items() if k != "title"}, {"type": "string"}]}
+    return schema

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -34,7 +35,7 @@ class World:
         return {"Authorization": f"Bearer {self.tokens[role]}"}
 
 
-def make_world(engine: Engine) -> Iterator[World]:
+def make_world(engine: Engine, ca_dir: Path) -> Iterator[World]:
     migrate(engine)
     devices = {DEVICE_A: SimDevice(DEVICE_A), DEVICE_B: SimDevice(DEVICE_B)}
     tokens = {}
@@ -45,7 +46,7 @@ def make_world(engine: Engine) -> Iterator[World]:
             depots = None if role in FLEET_WIDE else [DEPOT_A]
             identity.add_user(conn, f"{role.value}-1", role, depots)
             tokens[role], _ = identity.create_token(conn, f"{role.value}-1", 3600, "tests")
-    settings = Settings(environment="production", admin_token=ADMIN_TOKEN, staff_token=STAFF_TOKEN)
+    settings = Settings(environment="production", admin_token=ADMIN_TOKEN, staff_token=STAFF_TOKEN, ca_dir=ca_dir)
     with TestClient(create_app(settings, engine)) as client:
         yield World(client, engine, tokens, devices)
 
@@ -55,6 +56,6 @@ def world(tmp_path) -> Iterator[World]:
     """SQLite only: access decisions do not depend on the backend (the store tests cover both)."""
     engine = make_engine(f"sqlite:///{tmp_path / 'cloud.db'}")
     try:
-        yield from make_world(engine)
+        yield from make_world(engine, tmp_path / "ca")
     finally:
         engine.dispose()

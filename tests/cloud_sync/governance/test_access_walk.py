@@ -27,12 +27,12 @@ def _flat_routes(app) -> list[tuple[str, BaseRoute]]:
 
 
 def _api_routes(app) -> list[tuple[str, str, APIRoute]]:
-    out = []
+    out: list[tuple[str, str, APIRoute]] = []
     for path, route in _flat_routes(app):
         if isinstance(route, APIRoute):
             # authorize() keys on the route's own path: an include_router(prefix=...) would make them differ
             assert route.path == path, f"{path}: declare routes with their full path (no include prefix)"
-            out.extend((method, path, route) for method in sorted(route.methods))
+            out.extend((method, path, route) for method in sorted(route.methods or ()))
     return out
 
 
@@ -42,9 +42,9 @@ def _concrete(path: str) -> str:
 
 def test_every_route_is_declared_and_every_declaration_is_a_route(world):
     app = world.client.app
-    routes = {route_key(m, p) for m, p, _ in _api_routes(app)}
-    assert sorted(routes - ACCESS.keys()) == [], "declare these routes in cloud_sync/api/access.py ACCESS"
-    assert sorted(ACCESS.keys() - routes) == [], "ACCESS names routes the app does not have (stale lines)"
+    routes: set[str] = {route_key(m, p) for m, p, _ in _api_routes(app)}
+    assert sorted(routes - set(ACCESS)) == [], "declare these routes in cloud_sync/api/access.py ACCESS"
+    assert sorted(set(ACCESS) - routes) == [], "ACCESS names routes the app does not have (stale lines)"
     others = [(path, r) for path, r in _flat_routes(app) if not isinstance(r, APIRoute)]
     assert {path for path, _ in others} <= DOCS_ROUTES, "only the schema and its viewers may bypass authorize"
     assert all(isinstance(r, Route) for _, r in others)  # no mounts: a mounted app would bypass authorize

@@ -4,17 +4,35 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import delete, update
 
+from cloud_sync.cli import main
 from cloud_sync.governance.audit import audit_head, audit_log
 from cloud_sync.main import create_app
 from cloud_sync.settings import Settings
 from cloud_sync.store import make_engine
-from tests.cloud_sync.test_cli import cli
+from tests.cloud_sync.test_cli import cli as cli_process
 
 
-def test_users_and_tokens_from_the_command_line(tmp_path):
+class Ran:
+    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+@pytest.fixture
+def cli(capsys):
+    """``fleet-cloud`` in this process (an interpreter start per command would cost seconds);
+    each test also runs one command as a real process."""
+    def run(*args: str) -> Ran:
+        code = main(list(args))
+        out = capsys.readouterr()
+        return Ran(code, out.out, out.err)
+    return run
+
+
+def test_users_and_tokens_from_the_command_line(tmp_path, cli):
     db = f"sqlite:///{tmp_path / 'cloud.db'}"
     made = cli("--database-url", db, "add-user", "--name", "dana", "--role", "dispatcher", "--depot", "north")
     assert made.returncode == 0 and "dispatcher (north)" in made.stdout
@@ -26,20 +44,20 @@ def test_users_and_tokens_from_the_command_line(tmp_path):
     listed = cli("--database-url", db, "list-tokens")
     assert token_id in listed.stdout and "laptop" in listed.stdout and token not in listed.stdout
     engine = make_engine(db)
-    with TestClient(create_app(Settings(), engine)) as c:
+    with TestClient(create_app(Settings(ca_dir=tmp_path / "ca"), engine)) as c:
         hdr = {"Authorization": f"Bearer {token}"}
         assert c.get("/v1/vehicles", headers=hdr).status_code == 200
         assert c.get("/v1/users", headers=hdr).status_code == 403  # a dispatcher is no admin
         assert cli("--database-url", db, "revoke-token", "--id", token_id).returncode == 0
         assert c.get("/v1/vehicles", headers=hdr).status_code == 401
     assert cli("--database-url", db, "revoke-token", "--id", token_id).returncode == 1
-    verified = cli("--database-url", db, "audit", "verify", "--json")
+    verified = cli_process("--database-url", db, "audit", "verify", "--json")
     result = json.loads(verified.stdout)
     assert verified.returncode == 0 and result["ok"] and result["count"] >= 4  # add-user x2, create, revoke x2
     engine.dispose()
 
 
-def test_audit_verify_names_the_first_broken_link_and_export_head_catches_truncation(tmp_path):
+def test_audit_verify_names_the_first_broken_link_and_export_head_catches_truncation(tmp_path, cli):
     db = f"sqlite:///{tmp_path / 'cloud.db'}"
     heads = tmp_path / "heads.jsonl"
     for name in ("a1", "a2", "a3", "a4"):
@@ -53,7 +71,7 @@ def test_audit_verify_names_the_first_broken_link_and_export_head_catches_trunca
         conn.execute(delete(audit_log).where(audit_log.c.seq == 4))
         conn.execute(update(audit_head).values(seq=3, hash=last.hash))
     assert cli("--database-url", db, "audit", "verify").returncode == 0
-    v = cli("--database-url", db, "audit", "verify", "--heads", str(heads))
+    v = cli_process("--database-url", db, "audit", "verify", "--heads", str(heads))
     assert v.returncode == 1 and "BROKEN at entry 4" in v.stdout and "truncated" in v.stdout
     with engine.begin() as conn:
         conn.execute(update(audit_log).where(audit_log.c.seq == 2).values(actor="mallory"))
