@@ -105,6 +105,9 @@ class HealthPublic(BaseModel):
     dropped_by_kind: dict[str, int] = Field(description="records the device's outbox evicted (its drop reports)")
     open_gaps: list[GapPublic]
     filled_gaps: list[GapPublic]
+    quarantined_by_kind: dict[str, int] = Field(
+        default_factory=dict, description="records the device set aside because the cloud refused their content "
+                                          "(its quarantine reports; kept on the device, not sent again)")
 
 
 class Message(BaseModel):

@@ -133,4 +133,4 @@ def get_health(conn: ConnDep, _staff: StaffDep, device: DeviceParam) -> HealthPu
         clock_skew_s=h.clock_skew_s, backlog_records=h.backlog_records, backlog_reported_at=h.backlog_reported_at,
         batches_committed=h.batches_committed, records_received=h.records_received,
         records_by_kind=h.records_by_kind, dropped_by_kind=h.dropped_by_kind, open_gaps=[_gap(g) for g in h.open_gaps],
-        filled_gaps=[_gap(g) for g in h.filled_gaps])
+        filled_gaps=[_gap(g) for g in h.filled_gaps], quarantined_by_kind=h.quarantined_by_kind)

@@ -7,7 +7,7 @@ per device), and continue from a ``Cursor`` holding the last item's key, so rows
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, Select, func, select, tuple_
@@ -79,6 +79,8 @@ class Health:
     dropped_by_kind: dict[str, int]  # what the device's outbox evicted, from its drop reports
     open_gaps: list[Gap]
     filled_gaps: list[Gap]
+    #: What the device set aside because the cloud refused it for its content, from its quarantine reports.
+    quarantined_by_kind: dict[str, int] = field(default_factory=dict)
 
 
 def _position(row: Any) -> Position:
@@ -154,13 +156,15 @@ def _gaps(conn: Connection, device_id: str, filled: bool) -> list[Gap]:
 
 #: Kind of the edge outbox's eviction reports (``edge_agent.outbox.quota``): payload ``{"dropped": {kind: n}, ...}``.
 DROP_REPORT_KIND = "drop_report"
+#: Kind of its quarantine reports (``edge_agent.outbox.quarantine``): payload ``{"quarantined": {kind: n}, ...}``.
+QUARANTINE_REPORT_KIND = "quarantine_report"
 
 
-def _dropped(conn: Connection, device_id: str) -> dict[str, int]:
+def _dropped(conn: Connection, device_id: str, kind: str = DROP_REPORT_KIND, key: str = "dropped") -> dict[str, int]:
     totals: dict[str, int] = {}
     for payload in conn.execute(select(events.c.payload).where(
-            events.c.device_id == device_id, events.c.kind == DROP_REPORT_KIND)).scalars():
-        dropped = payload.get("dropped") if isinstance(payload, dict) else None
+            events.c.device_id == device_id, events.c.kind == kind)).scalars():
+        dropped = payload.get(key) if isinstance(payload, dict) else None
         if not isinstance(dropped, dict):
             continue  # a report of another shape: still an event, just not summed
         for kind, n in dropped.items():
@@ -177,9 +181,10 @@ def health(conn: Connection, device_id: str) -> Health:
         .group_by(records.c.kind).order_by(records.c.kind))}
     open_gaps, filled_gaps = _gaps(conn, device_id, False), _gaps(conn, device_id, True)
     dropped = _dropped(conn, device_id)
+    quarantined = _dropped(conn, device_id, QUARANTINE_REPORT_KIND, "quarantined")
     if row is None:
         return Health(device_id, None, None, None, None, None, None, None, 0, 0, by_kind, dropped, open_gaps,
-                      filled_gaps)
+                      filled_gaps, quarantined)
     return Health(device_id, row.last_boot_epoch, row.last_seq, row.last_batch_created_at,
                   row.last_batch_received_at, row.clock_skew_s, row.backlog_records, row.backlog_reported_at,
-                  row.batches_committed, row.records_received, by_kind, dropped, open_gaps, filled_gaps)
+                  row.batches_committed, row.records_received, by_kind, dropped, open_gaps, filled_gaps, quarantined)

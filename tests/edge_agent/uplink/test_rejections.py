@@ -19,7 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import text
 
 from cloud_sync.ingest import Ingestor
-from cloud_sync.store import make_engine, migrate
+from cloud_sync.store import make_engine, migrate, queries
 from edge_agent.model import Priority, Record
 from edge_agent.status import format_status
 from edge_agent.uplink import ack_topic
@@ -71,6 +71,8 @@ def test_refused_content_is_quarantined_and_reported_and_the_rest_flows(
         assert sorted(r.payload["n"] for r in stored if r.kind == "position") == list(range(200))
         (report,) = [r.payload for r in stored if r.kind == "quarantine_report"]
         assert (report["reason"], report["count"], report["quarantined"]) == ("unstorable", 1, {"note": 1})
+        with pg_cloud.engine.connect() as conn:  # what staff see in GET /v1/vehicles/{device}/health
+            assert queries.health(conn, DEVICE).quarantined_by_kind == {"note": 1}
 
         # The next batches flow at full size again; nothing more is refused.
         rejected = c.get("batches_rejected")
