@@ -60,6 +60,7 @@ class _Ongoing:
     split_first: bool
     reduced_used: int
     weekly_end: int
+    extensions_before: int  # extended days of its week before this period
 
 
 def evaluate(pack: RulePack, segments: list[Segment], now: int, choices: dict[str, str]) -> HoursReport:
@@ -73,9 +74,8 @@ def evaluate(pack: RulePack, segments: list[Segment], now: int, choices: dict[st
     report.time_left.extend(_weekly_driving(pack, r, segments, now, acc))
     _fortnight_rests(pack, r.wrest, weekly_rests, first, now, acc)
     report.violations.extend(acc.result())
-    week = calendar.week_start(ongoing.start, pack.timezone)
     ext_max = r.daily.count("extensions_per_week")
-    limit = r.daily.seconds("extended" if ext_used[week] < ext_max else "limit")
+    limit = r.daily.seconds("extended" if ongoing.extensions_before < ext_max else "limit")
     report.time_left.append(_left(r.daily, ongoing.start, None, limit, ongoing.driving))
     required = _required_rest(r, ongoing.split_first, ongoing.reduced_used)
     window = r.rest.seconds("within")
@@ -167,6 +167,7 @@ def _periods(pack: RulePack, r: _Rules, all_runs: list[Run], first: int, now: in
             weekly_end, reduced_used = run.end, 0
         start, split_first, work = run.end, False, []
     start = min(start, now)
+    before = ext_used[calendar.week_start(start, pack.timezone)]
     _daily_driving(pack, r.daily, start, now, work, ext_used, acc)
     driving = sum(s.seconds for s in work if s.status == DutyStatus.DRIVING)
     if now > start + within:
@@ -178,7 +179,7 @@ def _periods(pack: RulePack, r: _Rules, all_runs: list[Run], first: int, now: in
                 f"no daily rest within {within // HOUR} h of the previous rest")
     if weekly_end + r.wrest.seconds("start_within") < now:
         _weekly_start(r.wrest, weekly_end, now, acc)
-    return _Ongoing(start, driving, split_first, reduced_used, weekly_end), weekly_rests, ext_used
+    return _Ongoing(start, driving, split_first, reduced_used, weekly_end, before), weekly_rests, ext_used
 
 
 def _daily_driving(pack: RulePack, rule: Rule, start: int, end: int, work: list[Segment],

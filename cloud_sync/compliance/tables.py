@@ -12,6 +12,14 @@ from sqlalchemy import JSON, Boolean, Column, Double, ForeignKey, Index, Integer
 
 from cloud_sync.store import schema
 
+#: Minimum retention the regulations set, per table: (months, citation). The governance retention jobs apply them
+#: (the longest that applies to the fleet); the rows carry driver, vehicle and dates for it.
+RETENTION_MINIMUMS: dict[str, list[tuple[int, str]]] = {
+    "duty_events": [(6, "49 CFR 395.8(k)(1): records of duty status and supporting documents, 6 months"),
+                    (12, "Regulation (EU) 165/2014 Art. 33(2): tachograph data kept by the undertaking, 12 months")],
+    "dvir_reports": [(3, "49 CFR 396.11(a)(3)(ii): original DVIR, repair certification and review, 3 months")],
+}
+
 DriverId = String(64)
 Actor = String(128)  # cloud_sync.governance: an actor name ("user:alice", "settings:admin")
 

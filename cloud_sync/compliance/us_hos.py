@@ -23,6 +23,7 @@ minutes driven past it. A rest still running at ``now`` counts for what it alrea
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from dataclasses import dataclass, field
 
@@ -168,14 +169,14 @@ def _forward(pack: RulePack, r: _Rules, all_runs: list[Run], acc: Accumulator) -
     brk, limit = r.brk.seconds("break"), r.brk.seconds("driving")
     since_break, break_start, last_drive_end = 0, 0, None
     cycle_start: int | None = None
-    on_duty: list[tuple[int, int]] = []
+    on_duty = _Spans()
     for i, run in enumerate(all_runs):
         if run.rest:
             if i == 0 or run.seconds >= r.restart.seconds("rest"):
                 cycle_start = run.end
             continue
         for seg in run.segments:
-            on_duty.append((seg.start, seg.end))
+            on_duty.append(seg.start, seg.end)
             if seg.status != DutyStatus.DRIVING:
                 continue
             if last_drive_end is None or seg.start - last_drive_end >= brk:
@@ -193,17 +194,36 @@ def _cycle_window(pack: RulePack, rule: Rule, cycle_start: int | None, t: int) -
     return start if cycle_start is None else max(start, cycle_start)
 
 
-def _on_duty(spans: list[tuple[int, int]], lo: int, hi: int) -> int:
-    return sum(max(0, min(b, hi) - max(a, lo)) for a, b in spans)
+class _Spans:
+    """On-duty spans in time order with running totals: the time on duty between two instants in
+    O(log n) (the cycle is asked once per driving piece, over weeks of history)."""
+
+    def __init__(self) -> None:
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+        self.totals: list[int] = [0]  # totals[k]: on-duty seconds in spans[:k]
+
+    def append(self, a: int, b: int) -> None:
+        self.starts.append(a)
+        self.ends.append(b)
+        self.totals.append(self.totals[-1] + b - a)
+
+    def before(self, t: int) -> int:
+        k = bisect.bisect_right(self.ends, t)  # spans[:k] ended by t
+        partial = max(0, t - self.starts[k]) if k < len(self.starts) else 0
+        return self.totals[k] + partial
+
+    def between(self, lo: int, hi: int) -> int:
+        return max(0, self.before(hi) - self.before(lo))
 
 
-def _cycle(pack: RulePack, rule: Rule, cycle_start: int | None, on_duty: list[tuple[int, int]],
+def _cycle(pack: RulePack, rule: Rule, cycle_start: int | None, on_duty: _Spans,
            acc: Accumulator, seg: Segment) -> None:
     offset = parse_hm(rule.params["day_start"])
     limit = rule.seconds("limit")
     for a, b in calendar.pieces(seg.start, seg.end, lambda t: calendar.next_day_start(t, pack.timezone, offset)):
         ws = _cycle_window(pack, rule, cycle_start, a)
-        before = _on_duty(on_duty, ws, a)
+        before = on_duty.between(ws, a)
         acc.add(rule.id, rule.cite, ws, b, a + max(0, limit - before), _excess(before, b - a, limit),
                 f"driving after {limit // HOUR} hours on duty in {rule.count('days')} days")
 
@@ -242,8 +262,11 @@ def _break_left(r: _Rules, segments: list[Segment], now: int) -> TimeLeft:
 
 def _cycle_left(pack: RulePack, rule: Rule, segments: list[Segment], cycle_start: int | None, now: int) -> TimeLeft:
     ws = _cycle_window(pack, rule, cycle_start, now)
-    on_duty = [(s.start, s.end) for s in segments if s.status.is_work]
-    return _left(rule, ws, now, rule.seconds("limit"), _on_duty(on_duty, ws, now))
+    on_duty = _Spans()
+    for s in segments:
+        if s.status.is_work:
+            on_duty.append(s.start, s.end)
+    return _left(rule, ws, now, rule.seconds("limit"), on_duty.between(ws, now))
 
 
 def _left(rule: Rule, start: int, end: int | None, limit: int, used: int) -> TimeLeft:
