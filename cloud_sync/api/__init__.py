@@ -8,6 +8,7 @@ from cloud_sync.api import (
     config,
     devices,
     governance,
+    maintenance,
     ops,
     provisioning,
     reports,
@@ -16,7 +17,8 @@ from cloud_sync.api import (
 )
 
 api_router = APIRouter()
-for _module in (batches, devices, vehicles, ops, provisioning, governance, webhooks, reports, config, compliance):
+for _module in (batches, devices, vehicles, ops, provisioning, governance, webhooks, reports, config, compliance,
+                maintenance):
     api_router.include_router(_module.router)
 
 __all__ = ["api_router"]

@@ -74,6 +74,9 @@ def public(why: str) -> Rule:
 
 
 _READERS = (ADMIN, FLEET_MANAGER, DISPATCHER, TECHNICIAN, COMPLIANCE_OFFICER, INSTALLER, EXECUTIVE)
+#: Maintenance: technicians and managers work issues and work orders; dispatchers and executives see them.
+_MAINT_READERS = (ADMIN, FLEET_MANAGER, TECHNICIAN, DISPATCHER, EXECUTIVE)
+_MAINT_WRITERS = (ADMIN, FLEET_MANAGER, TECHNICIAN)
 #: Compliance: drivers' hours and DVIRs. Technicians certify repairs; dispatchers enter duty events and reports.
 _COMPL_READERS = (ADMIN, FLEET_MANAGER, COMPLIANCE_OFFICER, DISPATCHER)
 _COMPL_WRITERS = (ADMIN, FLEET_MANAGER, COMPLIANCE_OFFICER, DISPATCHER)
@@ -116,6 +119,37 @@ ACCESS: dict[str, Rule] = {
     "GET /v1/webhooks/{webhook_id}/deliveries": allow(ADMIN),
     "POST /v1/webhooks/{webhook_id}/ping": allow(ADMIN),
     "POST /v1/webhooks/deliveries/{delivery_id}/replay": allow(ADMIN),
+    # maintenance (cloud_sync.api.maintenance): programs are fleet-wide; issues, work orders and fleet lists
+    # are scoped by the vehicle's depot in the route (scope=ROUTE); no location is served
+    "GET /v1/maintenance/config": allow(*_MAINT_READERS),
+    "PUT /v1/maintenance/config": allow(ADMIN),
+    "POST /v1/maintenance/derive": allow(ADMIN),
+    "GET /v1/maintenance/issues": allow(*_MAINT_READERS, scope=ROUTE),
+    "GET /v1/maintenance/issues/{issue_id}": allow(*_MAINT_READERS, scope=ROUTE),
+    "POST /v1/maintenance/issues/{issue_id}/acknowledge": allow(*_MAINT_WRITERS, scope=ROUTE),
+    "POST /v1/maintenance/issues/{issue_id}/dismiss": allow(*_MAINT_WRITERS, scope=ROUTE),
+    "GET /v1/maintenance/issues/{issue_id}/evidence": allow(*_MAINT_READERS, scope=ROUTE),
+    "GET /v1/maintenance/programs": allow(*_MAINT_READERS, scope=ROUTE),
+    "POST /v1/maintenance/programs": allow(ADMIN, FLEET_MANAGER),
+    "GET /v1/maintenance/programs/{program_id}": allow(*_MAINT_READERS, scope=ROUTE),
+    "POST /v1/maintenance/programs/{program_id}/tasks": allow(ADMIN, FLEET_MANAGER),
+    "POST /v1/maintenance/programs/{program_id}/vehicles": allow(ADMIN, FLEET_MANAGER, scope=ROUTE),
+    "GET /v1/maintenance/risk": allow(*_MAINT_READERS, scope=ROUTE),
+    "GET /v1/maintenance/services": allow(*_MAINT_READERS, scope=ROUTE),
+    "GET /v1/maintenance/work-orders": allow(*_MAINT_READERS, scope=ROUTE),
+    "POST /v1/maintenance/work-orders": allow(*_MAINT_WRITERS, scope=ROUTE),
+    "GET /v1/maintenance/work-orders/{order_id}": allow(*_MAINT_READERS, scope=ROUTE),
+    "POST /v1/maintenance/work-orders/{order_id}/complete": allow(*_MAINT_WRITERS, scope=ROUTE),
+    "POST /v1/maintenance/work-orders/{order_id}/lines": allow(*_MAINT_WRITERS, scope=ROUTE),
+    "POST /v1/maintenance/work-orders/{order_id}/start": allow(*_MAINT_WRITERS, scope=ROUTE),
+    "GET /v1/vehicles/{device}/meters": allow(*_MAINT_READERS, device="device"),
+    "POST /v1/vehicles/{device}/meters": allow(*_MAINT_WRITERS, device="device"),
+    "POST /v1/vehicles/{device}/meters/{reading_id}/void": allow(*_MAINT_WRITERS, device="device"),
+    "GET /v1/vehicles/{device}/risk/reviews": allow(*_MAINT_READERS, device="device"),
+    "POST /v1/vehicles/{device}/risk/reviews": allow(*_MAINT_WRITERS, device="device"),
+    "GET /v1/vehicles/{device}/services": allow(*_MAINT_READERS, device="device"),
+    "POST /v1/vehicles/{device}/services/{task_id}/snooze": allow(*_MAINT_WRITERS, device="device"),
+    "DELETE /v1/vehicles/{device}/services/{task_id}/snooze": allow(*_MAINT_WRITERS, device="device"),
     # compliance (cloud_sync.api.compliance): a driver's duty events and hours are personal data (audited);
     # driver routes check the driver's depot themselves (scope=ROUTE)
     "GET /v1/compliance/rule-packs": allow(*EVERY_ROLE),

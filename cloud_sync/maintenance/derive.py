@@ -89,10 +89,21 @@ def _idle(conn: Connection, device: str, rid: int, t: float, payload: dict[str, 
     return "idle"
 
 
-def _one(conn: Connection, device: str, row: Any, reopen_within: int, now: float) -> str:
+def _usable(row: Any) -> bool:
+    """Whether the event's payload carries what its kind needs (checked before any write)."""
     payload = row.payload
     if not isinstance(payload, dict):
-        return "skipped"
+        return False
+    if row.kind == METER_KIND:
+        return any(_number(payload.get(key)) is not None for _, key, _ in _METER_FIELDS)
+    if row.kind == IDLE_KIND:
+        duration = _number(payload.get("duration_s"))
+        return duration is not None and 0 <= duration <= MAX_IDLE_S
+    return faults.identity(row.kind, payload) is not None
+
+
+def _one(conn: Connection, device: str, row: Any, reopen_within: int, now: float) -> str:
+    payload = row.payload
     if row.kind == METER_KIND:
         return _meter(conn, device, row.record_id, row.device_time, payload, now)
     if row.kind == IDLE_KIND:
@@ -115,31 +126,41 @@ def _pending(conn: Connection, device: str, limit: int) -> list[Any]:
     return list(conn.execute(query).all())
 
 
-def derive_pass(conn: Connection, device: str, now: float, limit: int = MAX_EVENTS_PER_PASS) -> Counter[str]:
-    """Handle up to ``limit`` unprocessed events of one vehicle in the caller's transaction; outcome counts."""
-    if get_device(conn, device, for_update=True) is None:
+def derive_pass(conn: Connection, device: str, now: float, limit: int = MAX_EVENTS_PER_PASS, *,
+                locked: bool = False) -> Counter[str]:
+    """Handle up to ``limit`` unprocessed events of one vehicle in the caller's transaction; outcome counts.
+    ``locked``: the caller holds the device's row lock already (ingest's commit transaction)."""
+    if not locked and get_device(conn, device, for_update=True) is None:
         return Counter()
     reopen_within = get_config(conn).reopen_within_trips
     report: Counter[str] = Counter()
+    done: list[dict[str, Any]] = []
     for row in _pending(conn, device, limit):
-        try:
-            with conn.begin_nested():  # one event's failure must not block the vehicle's later events
-                outcome = _one(conn, device, row, reopen_within, now)
-        except Invalid as exc:  # a value out of range in an otherwise well-formed payload
-            log.warning("maintenance: event %s/%d (%s) skipped: %s", device, row.record_id, row.kind, exc)
-            outcome = "skipped"
-        except SQLAlchemyError:  # the store itself failed: give up this pass, the events stay unprocessed
-            raise
-        except Exception:  # a bug on an odd payload: marked failed (the event itself stays stored), logged in full
-            log.exception("maintenance: event %s/%d (%s) failed", device, row.record_id, row.kind)
-            outcome = "failed"
-        if outcome == "skipped":
+        if not _usable(row):
             log.warning("maintenance: event %s/%d (%s) does not carry what it needs; skipped", device,
                         row.record_id, row.kind)
+            outcome = "skipped"
+        else:
+            outcome = _guarded(conn, device, row, reopen_within, now)
         report[outcome] += 1
-        conn.execute(insert(maintenance_processed).values(device_id=device, record_id=row.record_id,
-                                                          outcome=outcome, processed_at=now))
+        done.append({"device_id": device, "record_id": row.record_id, "outcome": outcome, "processed_at": now})
+    if done:
+        conn.execute(insert(maintenance_processed), done)
     return report
+
+
+def _guarded(conn: Connection, device: str, row: Any, reopen_within: int, now: float) -> str:
+    try:
+        with conn.begin_nested():  # one event's failure must not block the vehicle's later events
+            return _one(conn, device, row, reopen_within, now)
+    except Invalid as exc:  # a value out of range in an otherwise well-formed payload
+        log.warning("maintenance: event %s/%d (%s) skipped: %s", device, row.record_id, row.kind, exc)
+        return "skipped"
+    except SQLAlchemyError:  # the store itself failed: give up this pass, the events stay unprocessed
+        raise
+    except Exception:  # a bug on an odd payload: marked failed (the event itself stays stored), logged in full
+        log.exception("maintenance: event %s/%d (%s) failed", device, row.record_id, row.kind)
+        return "failed"
 
 
 def derive_device(engine: Engine, device: str, now: float | None = None) -> Counter[str]:
@@ -173,7 +194,7 @@ class MaintenanceHook:
             return
         try:
             with conn.begin_nested():
-                report = derive_pass(conn, batch.device_id, time.time())
+                report = derive_pass(conn, batch.device_id, time.time(), locked=True)
         except Exception:  # never fail (hence never reject) a verified batch over a maintenance bug
             log.exception("maintenance: deriving from batch %s/%d/%d failed; its events wait for the next run",
                           *batch.key)
