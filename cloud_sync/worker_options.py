@@ -1,7 +1,7 @@
 """The ingest worker's command-line options, shared by ``fleet-cloud worker`` and ``python -m cloud_sync.worker``.
 
 Light on purpose (no paho, no SQLAlchemy): ``fleet-cloud`` registers these arguments on every run,
-``--help`` included. The defaults are the worker's own (``cloud_sync.worker``), documented there.
+``--help`` included. The worker's defaults live here for that reason; ``cloud_sync.worker`` imports them.
 """
 
 from __future__ import annotations
