@@ -83,3 +83,53 @@ def deltas(data: bytes, pos: int, n: int, order: int) -> tuple[int, array, int]:
         prev_d = d
         out.append(prev)
     return OK, out, pos
+
+
+#: Status of ``sample_refs``: a "same as before" code for a signal that has no earlier sample.
+MISSING = 3
+
+
+def sample_refs(signals: array, codes: array, n_strings: int) -> tuple[int, array]:
+    """Resolve a sample unit/source column (``kinds.SampleCodec``): code 0 repeats the previous string
+    index of the same signal, code ``k`` names index ``k - 1``. Every signal and code is below
+    ``n_strings`` (+1) already (the caller checked)."""
+    last = [-1] * n_strings
+    out = array("q", bytes(8 * len(codes)))
+    for i in range(len(codes)):
+        s, code = signals[i], codes[i]
+        if code:
+            ref = last[s] = code - 1
+        else:
+            ref = last[s]
+            if ref < 0:
+                return MISSING, array("q")
+        out[i] = ref
+    return OK, out
+
+
+def sample_values(signals: array, classes: array, mantissas: array, factors: array, divide: bytes,
+                  n_strings: int, v_int: int, v_raw: int) -> tuple[int, array, array]:
+    """Sample values from their classes and per-signal mantissa deltas (``kinds.SampleCodec``):
+    ``(status, floats, ints)``. Class ``c < v_int`` gives ``m / factors[c]`` if ``divide[c]`` else
+    ``m * factors[c]`` (exactly ``values.restore``); ``v_int`` leaves the float 0 and the int ``m``;
+    ``v_raw`` takes no mantissa (its float is read by the caller). ``WIDE`` if a running mantissa
+    leaves int64."""
+    prev = [0] * n_strings
+    n = len(classes)
+    floats = array("d", bytes(8 * n))
+    ints = array("q", bytes(8 * n))
+    j = 0
+    for i in range(n):
+        c = classes[i]
+        if c == v_raw:
+            continue
+        s = signals[i]
+        m = prev[s] + mantissas[j]
+        j += 1
+        if not _INT64_MIN <= m <= _INT64_MAX:
+            return WIDE, array("d"), array("q")
+        prev[s] = m
+        ints[i] = m
+        if c != v_int:
+            floats[i] = m / factors[c] if divide[c] else m * factors[c]
+    return OK, floats, ints

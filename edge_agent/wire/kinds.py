@@ -39,14 +39,18 @@ previous sample of the same signal.
 from __future__ import annotations
 
 import math
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from edge_agent.wire.columns import DecodedPositions, DecodedSamples
 from edge_agent.wire.errors import WireError
-from edge_agent.wire.values import V_INT, V_RAW, StringTable, classify, restore
+from edge_agent.wire.values import RESTORE_DIVIDE, RESTORE_FACTORS, V_INT, V_RAW, StringTable, classify, restore
 from edge_agent.wire.varint import MAX_INT_BITS, Reader, Writer
+from native import kernel
+
+_columns = kernel("wire_varint")
 
 
 @dataclass(frozen=True)
@@ -193,45 +197,62 @@ class SampleCodec:
         signal_refs = r.uvarint_column(n)
         if n and max(signal_refs) >= len(strings):
             raise WireError("malformed", f"string index {max(signal_refs)} outside a table of {len(strings)}")
+        signal_refs = _int64(signal_refs)
         signals = [strings[s] for s in signal_refs]
         extra: dict[str, list[str]] = {}
         for key in ("unit", "source"):
             codes = r.uvarint_column(n)
             if n and max(codes) > len(strings):
                 raise WireError("malformed", f"string index {max(codes) - 1} outside a table of {len(strings)}")
-            last: dict[int, str] = {}
-            col: list[str] = []
-            append = col.append
-            for s, code in zip(signal_refs, codes, strict=True):
-                if code:
-                    text = last[s] = strings[code - 1]
-                elif (prior := last.get(s)) is not None:
-                    text = prior
-                else:
-                    raise WireError("malformed", f"sample {key} refers to a previous one that does not exist")
-                append(text)
-            extra[key] = col
+            status, refs = _columns.sample_refs(signal_refs, _int64(codes), len(strings))
+            if status:
+                raise WireError("malformed", f"sample {key} refers to a previous one that does not exist")
+            extra[key] = [strings[i] for i in refs]
         classes = r.uvarint_column(n)
         if n and max(classes) > V_RAW:
             raise WireError("malformed", f"sample value class {max(classes)}")
-        raw_count = classes.count(V_RAW) if n else 0
-        mantissas = r.svarint_column(n - raw_count)
-        values: list[float | int] = []
-        append_value = values.append
-        prev: dict[int, int] = {}
-        it = iter(mantissas)
-        for s, c in zip(signal_refs, classes, strict=True):
-            if c == V_RAW:
-                append_value(0.0)  # filled from the raw column below
-                continue
-            m = prev.get(s, 0) + next(it)
-            prev[s] = m
-            append_value(m if c == V_INT else restore(c, m))
+        classes = _int64(classes)
+        raw_count = classes.count(V_RAW)
+        values = _sample_values(signal_refs, classes, r.svarint_column(n - raw_count), len(strings))
         if raw_count:
             for i, c in enumerate(classes):
                 if c == V_RAW:
                     values[i] = r.f64()
         return DecodedSamples(signals, values, extra["unit"], extra["source"])
+
+
+def _int64(column: Sequence[int]) -> array:
+    """A column the caller has range-checked, as the kernels' int64 array (a non-canonical long
+    varint makes ``Reader`` return a list)."""
+    return column if isinstance(column, array) else array("q", column)
+
+
+def _sample_values(signal_refs: array, classes: array, mantissas: Sequence[int], n_strings: int) -> list[float | int]:
+    """Values of the non-raw samples (raw ones are 0.0 here): the kernel, or this loop when a mantissa
+    leaves int64 (only a hostile or absurd batch; Python ints carry it)."""
+    try:
+        status, floats, ints = _columns.sample_values(signal_refs, classes, _int64(mantissas), RESTORE_FACTORS,
+                                                      RESTORE_DIVIDE, n_strings, V_INT, V_RAW)
+    except OverflowError:
+        status = _columns.WIDE
+    if not status:
+        values: list[float | int] = floats.tolist()
+        if V_INT in classes:
+            for i, c in enumerate(classes):
+                if c == V_INT:
+                    values[i] = ints[i]
+        return values
+    values = []
+    prev: dict[int, int] = {}
+    it = iter(mantissas)
+    for s, c in zip(signal_refs, classes, strict=True):
+        if c == V_RAW:
+            values.append(0.0)
+            continue
+        m = prev.get(s, 0) + next(it)
+        prev[s] = m
+        values.append(m if c == V_INT else restore(c, m))
+    return values
 
 
 #: Codec tag (per record, in the body) -> columnar codec; tag 0 is the generic form.

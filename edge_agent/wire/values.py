@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import struct
+from array import array
 from typing import Any
 
 from edge_agent.wire.errors import InvalidRecord, WireError
@@ -54,6 +55,12 @@ V_RAW = V_INT + 1
 #: Floats at or above this magnitude are sent raw (mantissas would pass 2**53 and lose the point).
 _SCALED_LIMIT = 2.0**40
 _DIVISORS = tuple([2.0**k for k in range(MAX_BINARY + 1)] + [10.0**e for e in range(1, MAX_DECIMALS + 1)])
+
+
+#: ``restore`` as a table for the sample-value kernel, indexed by class (every class up to V_RAW):
+#: ``m / RESTORE_FACTORS[c]`` where ``RESTORE_DIVIDE[c]``, else ``m * RESTORE_FACTORS[c]``.
+RESTORE_FACTORS = array("d", [*_DIVISORS, *MULTIPLIERS, 1.0, 1.0])
+RESTORE_DIVIDE = bytes([1] * len(_DIVISORS) + [0] * (len(MULTIPLIERS) + 2))
 
 
 def restore(c: int, m: int) -> float:

@@ -3,12 +3,15 @@ whether the kernel decodes them or declines them (values beyond int64, truncated
 
 from __future__ import annotations
 
+from array import array
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 import native
 from edge_agent.wire.errors import WireError
+from edge_agent.wire.values import RESTORE_DIVIDE, RESTORE_FACTORS, V_INT, V_RAW, restore
 from edge_agent.wire.varint import Reader, Writer
 from native import wire_varint_py
 
@@ -81,3 +84,33 @@ def test_reader_reports_truncation_like_the_value_loop() -> None:
     with pytest.raises(WireError) as err:
         Reader(w.getvalue()[:-1], short_reason="truncated").delta_column(3, 1)
     assert err.value.reason == "truncated"
+
+
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, V_RAW), st.integers(-(2**40), 2**40)), max_size=60))
+def test_sample_values_equal_twin_and_restore(samples: list[tuple[int, int, int]]) -> None:
+    signals = array("q", [s for s, _, _ in samples])
+    classes = array("q", [c for _, c, _ in samples])
+    mantissas = array("q", [m for _, c, m in samples if c != V_RAW])
+    args = (signals, classes, mantissas, RESTORE_FACTORS, RESTORE_DIVIDE, 4, V_INT, V_RAW)
+    got, want = _kernel().sample_values(*args), wire_varint_py.sample_values(*args)
+    assert got[0] == want[0] == wire_varint_py.OK
+    assert got[1].tobytes() == want[1].tobytes() and list(got[2]) == list(want[2])  # floats bit for bit
+    prev: dict[int, int] = {}
+    it = iter(mantissas)
+    for i, (s, c, _) in enumerate(samples):
+        if c != V_RAW:
+            prev[s] = prev.get(s, 0) + next(it)
+            assert got[2][i] == prev[s]
+            if c < V_INT:
+                assert got[1][i] == restore(c, prev[s])
+
+
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 5)), max_size=60))
+def test_sample_refs_equal_twin(pairs: list[tuple[int, int]]) -> None:
+    signals, codes = array("q", [s for s, _ in pairs]), array("q", [c for _, c in pairs])
+    got, want = _kernel().sample_refs(signals, codes, 6), wire_varint_py.sample_refs(signals, codes, 6)
+    assert got[0] == want[0]
+    if want[0] == wire_varint_py.OK:
+        assert list(got[1]) == list(want[1])
+    else:
+        assert want[0] == wire_varint_py.MISSING
