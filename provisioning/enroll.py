@@ -27,11 +27,14 @@ from cryptography.exceptions import InvalidSignature
 
 from edge_agent.config import parse_config
 from edge_agent.errors import ConfigError
+from edge_agent.wire.sign import load_public_key_pem
 from provisioning.identity import Identity, ProvisionError, write_public
 
 TLS_CERT = "tls.crt"
 CA_CHAIN = "ca.pem"
 AGENT_TOML = "agent.toml"
+#: The fleet's config-signing public key, pinned by the agent for signed config pushes (``[config_push]``).
+FLEET_CONFIG_KEY = "fleet-config.pub"
 MARKER = "enrolment.json"
 STAGING = ".enroll-staging"
 #: Seconds to wait for the cloud's answer; the cloud signs one certificate, so long waits mean trouble.
@@ -126,7 +129,22 @@ def agent_config(cloud_config: Mapping[str, Any], ident: Identity, data_dir: Pat
     # Absolute paths: the agent resolves relative ones from its data_dir, which is elsewhere.
     doc["uplink"] = {"host": uplink["host"], "port": uplink["port"], "signing_key": str(d / ident.signing_key.name),
                      "tls_ca": str(d / CA_CHAIN), "tls_cert": str(d / TLS_CERT), "tls_key": str(d / ident.tls_key.name)}
+    if fleet_config_key(cloud_config) is not None:
+        doc["config_push"] = {"fleet_key": str(d / FLEET_CONFIG_KEY)}
     return doc
+
+
+def fleet_config_key(cloud_config: Mapping[str, Any]) -> bytes | None:
+    """The fleet config-signing public key the cloud sent (PEM), checked; None from a cloud that sends none."""
+    push = cloud_config.get("config_push")
+    if push is None:
+        return None
+    try:
+        pem = str(push["fleet_key_pem"]).encode("ascii")
+        load_public_key_pem(pem)
+    except (KeyError, TypeError, ValueError, UnicodeEncodeError) as exc:
+        raise ProvisionError(f"the cloud's config_push.fleet_key_pem is not an Ed25519 public key: {exc}") from None
+    return pem
 
 
 def enrolled(ident: Identity) -> dict[str, Any] | None:
@@ -165,11 +183,14 @@ def enroll(ident: Identity, cloud: str, token: str, vin: str, profile: str, *, d
         raise ProvisionError(f"the agent would refuse the configuration the cloud sent: {exc}") from None
     broker = f"{answer['broker_host']}:{answer['broker_port']}"
     not_after = cert.not_valid_after_utc.isoformat(timespec="seconds")
-    files = (TLS_CERT, CA_CHAIN, AGENT_TOML)
+    fleet_key = fleet_config_key(answer["agent_config"])
+    files = (TLS_CERT, CA_CHAIN, AGENT_TOML) + ((FLEET_CONFIG_KEY,) if fleet_key is not None else ())
     staging.mkdir(mode=0o700)
     write_public(staging / TLS_CERT, answer["certificate_pem"].encode("ascii"))
     write_public(staging / CA_CHAIN, answer["ca_chain_pem"].encode("ascii"))
     write_public(staging / AGENT_TOML, text.encode("utf-8"))
+    if fleet_key is not None:
+        write_public(staging / FLEET_CONFIG_KEY, fleet_key)
     marker = {"device_id": ident.device_id, "vin": vin, "profile": profile, "cloud": cloud, "broker": broker,
               "depot": answer.get("depot"), "not_after": not_after, "enrolled_at": time.time(), "files": list(files)}
     write_public(staging / MARKER, json.dumps(marker, indent=2).encode("utf-8"))

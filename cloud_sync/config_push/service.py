@@ -138,6 +138,15 @@ class ConfigPush:
                                      "(or the first enrolment that delivers it)")
         return public_key_pem(self.key).decode("ascii")
 
+    def enrolment_key_pem(self) -> str | None:
+        """The public key to hand a device at enrolment. The key is made next to the fleet CA (whose directory
+        enrolment has created by then); None when that directory does not exist (a CA held elsewhere)."""
+        try:
+            return self.public_key_pem(create=self.settings.key_path.parent.is_dir())
+        except ConfigRefused:
+            log.warning("enrolment without a config-signing key: %s does not exist", self.settings.key_path.parent)
+            return None
+
     def decode(self, stored: StoredConfig) -> SignedConfig:
         return open_config(stored.sealed, self.key.public_key())
 

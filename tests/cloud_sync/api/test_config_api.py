@@ -184,3 +184,20 @@ def test_stored_without_broker_then_published_retained_when_it_connects(tmp_path
         finally:
             sub.close()
     engine.dispose()
+
+
+def test_enrolment_hands_out_the_key_devices_pin(client: TestClient) -> None:
+    from tests.cloud_sync.api.test_provisioning import DeviceKeys
+
+    token = client.post("/v1/installer-tokens", headers=ADMIN, json={"depot": "north", "ttl_s": 600}).json()["token"]
+    r = client.post("/v1/enroll", json=DeviceKeys().body(token, "truck-5"))
+    assert r.status_code == 200, r.text
+    pem = r.json()["agent_config"]["config_push"]["fleet_key_pem"]
+    assert pem == client.get("/v1/config-signing-key").json()["public_key_pem"]
+    # and the key that signs this device's configs is that one
+    client.put("/v1/vehicles/truck-5/config", headers=ADMIN, json={"thresholds": {"a": 1}})
+    push = client.app.state.config_push  # type: ignore[attr-defined]
+    from cloud_sync.store.configs import latest_config
+    with push.engine.connect() as conn:
+        stored = latest_config(conn, "truck-5")
+    assert open_config(stored.sealed, load_public_key_pem(pem.encode())).device_id == "truck-5"
