@@ -7,7 +7,8 @@ batch, a paper log typed in a week later) is placed where it belongs and never t
 - a manual reading that goes backwards is refused (``Conflict``, naming the neighbour) unless it is
   entered as void (kept for the record, never used);
 - a vehicle reading that goes backwards is stored void with the reason (the event stays counted, the
-  meter stays monotonic), since the vehicle cannot be asked to retype it.
+  meter stays monotonic), since the vehicle cannot be asked to retype it; when staff void the reading
+  it clashed with (a mistyped manual one), it is checked again and used if it fits.
 
 Idle hours are not a counter on the bus: the vehicle's reading at an ``idle_ended`` event is the sum of
 all its idle periods up to then (``add_idle``). A late idle period raises the readings after it, so the
@@ -31,6 +32,8 @@ METERS = (ODOMETER, ENGINE_HOURS, IDLE_HOURS)
 MANUAL_METERS = (ODOMETER, ENGINE_HOURS)
 VEHICLE, MANUAL = "vehicle", "manual"
 IDLE_ORIGIN = "idle_events"
+#: Starts the reason of a vehicle reading voided for going backwards (re-checked when a reading is voided).
+BACKWARDS_PREFIX = "goes backwards: "
 #: A usage rate over less than this span is taken over this span (a 10-minute capture is not a day).
 MIN_RATE_SPAN_DAYS = 1.0
 DAY_S = 86_400.0
@@ -142,7 +145,7 @@ def add_vehicle(conn: Connection, device_id: str, meter: str, value: float, read
     reason = backwards(conn, device_id, meter, value, read_at)
     return _insert(conn, device_id=device_id, meter=meter, value=value, read_at=read_at, source=VEHICLE,
                    origin=origin, record_id=record_id, void=reason is not None,
-                   void_reason=None if reason is None else f"goes backwards: {reason}", note=None, created_at=now)
+                   void_reason=None if reason is None else f"{BACKWARDS_PREFIX}{reason}", note=None, created_at=now)
 
 
 def add_idle(conn: Connection, device_id: str, hours: float, read_at: float, record_id: int, now: float
@@ -179,7 +182,20 @@ def void_reading(conn: Connection, reading_id: int, reason: str) -> Reading:
         raise Invalid("idle-hours readings are sums of the vehicle's idle periods and cannot be voided")
     conn.execute(update(meter_readings).where(meter_readings.c.id == reading_id)
                  .values(void=True, void_reason=reason))
+    _revalidate(conn, reading.device_id, reading.meter)
     return get_reading(conn, reading_id)
+
+
+def _revalidate(conn: Connection, device_id: str, meter: str) -> None:
+    """Vehicle readings voided for going backwards that fit now (the reading they clashed with was voided)
+    become valid again, oldest first."""
+    c = meter_readings.c
+    rows = conn.execute(select(meter_readings).where(
+        c.device_id == device_id, c.meter == meter, c.source == VEHICLE, c.void.is_(True),
+        c.void_reason.startswith(BACKWARDS_PREFIX)).order_by(c.read_at, c.id)).all()
+    for r in rows:
+        if backwards(conn, device_id, meter, r.value, r.read_at) is None:
+            conn.execute(update(meter_readings).where(c.id == r.id).values(void=False, void_reason=None))
 
 
 def list_readings(conn: Connection, device_id: str, meter: str | None, start: float | None, end: float | None,

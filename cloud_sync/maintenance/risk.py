@@ -3,19 +3,19 @@
 The score is a plain weighted sum of what a technician would weigh, every part returned with its
 count, weight, points and a sentence saying what it counted, so nobody has to trust a black box:
 
-==================  =======================================================================  ======
-part                counts                                                                    weight
-==================  =======================================================================  ======
-red_lamp            active faults, not dismissed or resolved, with the red stop lamp lit     40
-amber_lamp          the same with the amber warning lamp or the MIL (and no red)             15
-other_faults        the same without a lamp (threshold faults, OBD codes without MIL)        5
-recurring_faults    issues reopened after a repair, or seen ``RECURRING_MIN_OCCURRENCES``    10
-                    times or more (dismissed ones excepted)
-overdue_services    service tasks overdue (not snoozed)                                       20
-due_soon_services   service tasks due soon (not snoozed)                                      5
-usage_since_service the largest share of any task's interval used since it was last done     10
-                    (1.0 = due now), capped at ``USAGE_CAP``
-==================  =======================================================================  ======
+===================  =====================================================================  ======
+part                 counts                                                                 weight
+===================  =====================================================================  ======
+red_lamp             active faults, not dismissed or resolved, with the red stop lamp lit   40
+amber_lamp           the same with the amber warning lamp or the MIL (and no red)           15
+other_faults         the same without a lamp (threshold faults, OBD codes without MIL)      5
+recurring_faults     issues reopened after a repair, or seen ``RECURRING_MIN_OCCURRENCES``  10
+                     times or more (dismissed ones excepted)
+overdue_services     service tasks overdue (not snoozed)                                    20
+due_soon_services    service tasks due soon (not snoozed)                                   5
+usage_since_service  the largest share of any task's interval used since it was last done   10
+                     (1.0 = due now), capped at ``USAGE_CAP``
+===================  =====================================================================  ======
 
 Staff outcomes (``confirmed``, ``dismissed``, ``rescheduled``) are stored with the score and parts as
 they stood, so the ranking can later be judged against what the technicians found.

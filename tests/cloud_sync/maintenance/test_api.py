@@ -54,7 +54,7 @@ def _program(client) -> tuple[int, int]:
 
 
 def test_fault_to_work_order_to_reopen_with_services_meters_and_risk(app, engine):
-    client, truck, other = app
+    client, truck, _south = app
     truck.add("meter", BASE, meter(100_000.0, 4_000.0))
     truck.add("meter", BASE + 10 * DAY, meter(105_000.0, 4_100.0))
     for i in range(20):
@@ -102,6 +102,17 @@ def test_fault_to_work_order_to_reopen_with_services_meters_and_risk(app, engine
     readings = _ok(client.get("/v1/vehicles/truck-a/meters", headers=ADMIN, params={"meter": "odometer_km"}))
     assert [r["value"] for r in readings["data"]] == [100_000, 102_000, 105_000, 104_000]
     assert readings["current"]["odometer_km"] == 105_000
+    typo = _ok(client.post("/v1/vehicles/truck-a/meters", headers=ADMIN,  # 10x: a digit too many
+                           json={"meter": "odometer_km", "value": 1_050_000, "read_at": at + 60}), 201)
+    truck.add("meter", at + 120, meter(105_010.0, 4_100.2))
+    truck.send()
+    blocked = _ok(client.get("/v1/vehicles/truck-a/meters", headers=ADMIN, params={"from": at + 100}))["data"]
+    assert [(r["meter"], r["void"]) for r in blocked] == [("odometer_km", True), ("engine_hours", False)]
+    assert _ok(client.post(f"/v1/vehicles/truck-a/meters/{typo['id']}/void", headers=ADMIN,
+                           json={"reason": "typo"}))["void"] is True
+    assert _ok(client.get("/v1/vehicles/truck-a/meters", headers=ADMIN))["current"]["odometer_km"] == 105_010
+    assert client.post(f"/v1/vehicles/truck-b/meters/{typo['id']}/void", headers=ADMIN,
+                       json={"reason": "x"}).status_code == 404
 
     # acknowledge, dismiss the other, turn the coolant issue into a work order and complete it
     assert _ok(client.post(f"/v1/maintenance/issues/{coolant['id']}/acknowledge", headers=ADMIN))[
@@ -154,7 +165,7 @@ def test_fault_to_work_order_to_reopen_with_services_meters_and_risk(app, engine
     assert [v["device_id"] for v in ranking] == ["truck-a", "truck-b"] and ranking[1]["score"] == 0
     parts = {p["name"]: p for p in ranking[0]["parts"]}
     assert (parts["red_lamp"]["count"], parts["red_lamp"]["points"]) == (1, 40.0)
-    assert parts["recurring_faults"]["count"] == 1 and "#%d" % coolant["id"] in parts["recurring_faults"]["detail"]
+    assert parts["recurring_faults"]["count"] == 1 and f"#{coolant['id']}" in parts["recurring_faults"]["detail"]
     assert ranking[0]["score"] == pytest.approx(sum(p["points"] for p in ranking[0]["parts"]))
     review = _ok(client.post("/v1/vehicles/truck-a/risk/reviews", headers=ADMIN,
                              json={"outcome": "confirmed", "note": "sensor harness chafed"}), 201)
