@@ -15,6 +15,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, status
 from sqlalchemy import Connection
 
 from cloud_sync.api.compliance_schemas import (
+    MAX_TIME,
     AllowancePublic,
     CertifyCreate,
     DefectBody,
@@ -48,7 +49,7 @@ router = APIRouter(tags=["compliance"])
 T = TypeVar("T")
 DeviceParam = Annotated[str, Path(pattern=f"^{DEVICE_ID_RE.pattern}$", description="device id")]
 DriverParam = Annotated[str, Path(min_length=1, max_length=64, description="driver id")]
-AtParam = Annotated[float | None, Query(allow_inf_nan=False, ge=0, description="as of (default now)")]
+AtParam = Annotated[float | None, Query(allow_inf_nan=False, ge=0, le=MAX_TIME, description="as of (default now)")]
 CycleParam = Annotated[str | None, Query(max_length=64, description="US: cycle_70_8 (default) or cycle_60_7")]
 ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": Message}, 403: {"model": Message}, 404: {"model": Message},

@@ -9,8 +9,10 @@ from pydantic import BaseModel, Field
 from cloud_sync.compliance import dvir
 from cloud_sync.compliance.drivers import MAX_EVENTS_PER_POST
 
+#: Latest time accepted (2100-01-01 UTC): keeps calendar arithmetic (days, weeks, time zones) in range.
+MAX_TIME = 4_102_444_800.0
 IdText = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
-Time = Field(allow_inf_nan=False, ge=0, description="Unix seconds")
+Time = Field(allow_inf_nan=False, ge=0, le=MAX_TIME, description="Unix seconds")
 Status = Literal["off", "sleeper", "driving", "on_duty"]
 
 

@@ -95,6 +95,9 @@ def test_hours_refuses_what_it_cannot_answer(app, engine):
     r = client.get("/v1/drivers/d-ann/hours?pack=us_fmcsa_property&cycle=cycle_80_9", headers=ADMIN)
     assert r.status_code == 422 and "cycle_60_7" in r.text
     assert client.get("/v1/drivers/nobody/hours?pack=eu_561_2006", headers=ADMIN).status_code == 404
+    assert client.get("/v1/drivers/d-ann/hours?pack=eu_561_2006&at=1e15", headers=ADMIN).status_code == 422
+    r = client.post("/v1/drivers/d-ann/duty-events", headers=ADMIN, json={"events": [{"at": 1e15, "status": "off"}]})
+    assert r.status_code == 422
     r = client.post("/v1/drivers/d-ann/duty-events", headers=ADMIN, json={"events": [
         {"at": T, "status": "on_duty", "device_id": "truck-zz"}]})
     assert r.status_code == 404 and "truck-zz" in r.text
