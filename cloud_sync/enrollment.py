@@ -15,10 +15,17 @@ from ``cloud_sync.settings.Settings`` through ``Provisioning.from_settings``, bu
 
 from __future__ import annotations
 
+import base64
 import datetime
+import hashlib
+import json
+import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
@@ -33,7 +40,8 @@ from cloud_sync.ca import (
     load_or_create_ca,
 )
 from cloud_sync.settings import DEFAULT_RENEW_BEFORE_DAYS, Settings
-from cloud_sync.store.devices import Device, DeviceExists, add_device, get_device
+from cloud_sync.store.devices import Device, DeviceExists, add_device, get_device, retired_keys
+from cloud_sync.store.devices import rotate_signing_key as store_rotation
 from cloud_sync.store.provisioning import (
     TokenRefused,
     add_certificate,
@@ -145,3 +153,129 @@ def _resume(conn: Connection, prov: Provisioning, req: EnrollRequest, existing: 
                                  "re-run with that token to resume")
     assert latest is not None
     return _result(prov, req, existing.depot, cert_pem(latest).decode("ascii"), resumed=True)
+
+
+#: The ``type`` of a signing-key rotation statement: the statement is JSON, a batch starts with ``FTWB``, so
+#: a signature over one can never be taken for a signature over the other.
+ROTATION_TYPE = "fleet-key-rotation/v1"
+#: A statement is small: two PEM keys and a few fields.
+MAX_STATEMENT_BYTES = 4096
+
+
+@dataclass(frozen=True)
+class Rotated:
+    device_id: str
+    fingerprint: str  # of the key now current
+    retired: str  # fingerprint of the key retired
+    sealed_before: float
+    resumed: bool
+
+
+def key_fingerprint(public_pem: str) -> str:
+    """SHA-256 hex of the key's DER SubjectPublicKeyInfo (independent of PEM line breaks)."""
+    key = load_public_key_pem(public_pem.encode("ascii"))
+    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(der).hexdigest()
+
+
+def _b64(text: str, what: str) -> bytes:
+    try:
+        return base64.b64decode(text.encode("ascii"), validate=True)
+    except (ValueError, UnicodeEncodeError):
+        raise EnrollRefused(422, f"{what}: not base64") from None
+
+
+def rotate_signing_key(engine: Engine, device_id: str, statement: str, old_signature: str, new_signature: str
+                       ) -> Rotated:
+    """Verify a rotation statement (signed by the device's current key, counter-signed by the new one) and make
+    the new key current; the old one stays valid for batches sealed up to the statement's ``issued_at``.
+
+    Re-sending the statement that already took effect answers the same result (``resumed``); any other
+    statement whose old key is not the current key is refused, so an old statement cannot be replayed."""
+    raw = statement.encode("utf-8")
+    if len(raw) > MAX_STATEMENT_BYTES:
+        raise EnrollRefused(422, f"statement larger than {MAX_STATEMENT_BYTES} bytes")
+    try:
+        doc = json.loads(raw)
+        old_pem, new_pem, issued_at = str(doc["old_key"]), str(doc["new_key"]), float(doc["issued_at"])
+        kind, named = doc["type"], doc["device_id"]
+        old_key, new_key = load_public_key_pem(old_pem.encode("ascii")), load_public_key_pem(new_pem.encode("ascii"))
+    except (ValueError, KeyError, TypeError, UnicodeEncodeError) as exc:
+        raise EnrollRefused(422, f"statement: {exc!r}") from None
+    if kind != ROTATION_TYPE or named != device_id or not math.isfinite(issued_at):
+        raise EnrollRefused(422, f"statement: not a {ROTATION_TYPE} statement for {device_id!r}")
+    old_fp, new_fp = key_fingerprint(old_pem), key_fingerprint(new_pem)
+    if old_fp == new_fp:
+        raise EnrollRefused(422, "statement: the new key is the old key")
+    try:  # the new key proves possession first: it costs nothing to check before touching the store
+        new_key.verify(_b64(new_signature, "new_signature"), raw)
+    except InvalidSignature:
+        raise EnrollRefused(403, "new_signature does not verify with the statement's new key") from None
+    with engine.begin() as conn:
+        device = get_device(conn, device_id, for_update=True)
+        if device is None:
+            raise EnrollRefused(404, f"no device {device_id!r}")
+        if device.revoked_at is not None:
+            raise EnrollRefused(403, f"device {device_id!r} is revoked")
+        current_fp = key_fingerprint(device.public_key_pem)
+        if current_fp == new_fp:
+            done = [k for k in retired_keys(conn, device_id) if k.fingerprint == old_fp and k.statement == statement]
+            if done:
+                return Rotated(device_id, new_fp, old_fp, done[0].sealed_before, resumed=True)
+        if current_fp != old_fp:
+            raise EnrollRefused(409, "the statement's old key is not the device's current signing key")
+        try:
+            old_key.verify(_b64(old_signature, "old_signature"), raw)
+        except InvalidSignature:
+            raise EnrollRefused(403, "old_signature does not verify with the device's current key") from None
+        store_rotation(conn, device_id, old_fp, public_key_pem(new_key).decode("ascii"), new_fp,
+                       statement=statement, old_signature=old_signature, new_signature=new_signature,
+                       sealed_before=issued_at)
+    return Rotated(device_id, new_fp, old_fp, issued_at, resumed=False)
+
+
+#: The ``type`` of a certificate renewal request (JSON, signed by the device's current signing key).
+RENEWAL_TYPE = "fleet-cert-renewal/v1"
+
+
+@dataclass(frozen=True)
+class Renewed:
+    device_id: str
+    certificate_pem: str
+    ca_chain_pem: str
+    renewed: bool  # False: the latest certificate still had more than ``renew_before`` left and is answered
+
+
+def renew_certificate(engine: Engine, prov: Provisioning, device_id: str, request: str, signature: str,
+                      now: float | None = None) -> Renewed:
+    """A new certificate for the device's TLS key when its latest one is inside the renewal window (or for
+    another key), else the latest one again: running a renewal twice issues one certificate."""
+    raw = request.encode("utf-8")
+    if len(raw) > MAX_STATEMENT_BYTES * 4:
+        raise EnrollRefused(422, "request too large")
+    try:
+        doc = json.loads(raw)
+        kind, named, csr_pem = doc["type"], doc["device_id"], str(doc["csr_pem"])
+        tls_key = csr_public_key(csr_pem.encode("ascii"))
+    except (ValueError, KeyError, TypeError, UnicodeEncodeError, CaError) as exc:
+        raise EnrollRefused(422, f"request: {exc}") from None
+    if kind != RENEWAL_TYPE or named != device_id:
+        raise EnrollRefused(422, f"request: not a {RENEWAL_TYPE} request for {device_id!r}")
+    at = time.time() if now is None else now
+    with engine.begin() as conn:
+        device = get_device(conn, device_id, for_update=True)
+        if device is None:
+            raise EnrollRefused(404, f"no device {device_id!r}")
+        if device.revoked_at is not None:
+            raise EnrollRefused(403, f"device {device_id!r} is revoked; a revoked device gets no certificate")
+        try:
+            load_public_key_pem(device.public_key_pem.encode("ascii")).verify(_b64(signature, "signature"), raw)
+        except InvalidSignature:
+            raise EnrollRefused(403, "signature does not verify with the device's signing key") from None
+        latest = latest_certificate(conn, device_id)
+        if (latest is not None and latest.public_key() == tls_key
+                and latest.not_valid_after_utc.timestamp() - at > prov.renew_before.total_seconds()):
+            return Renewed(device_id, cert_pem(latest).decode("ascii"), prov.ca.cert_pem.decode("ascii"), False)
+        cert = prov.ca.issue_device_cert(csr_pem.encode("ascii"), device_id, prov.device_validity)
+        add_certificate(conn, device_id, cert, now=at)
+    return Renewed(device_id, cert_pem(cert).decode("ascii"), prov.ca.cert_pem.decode("ascii"), True)

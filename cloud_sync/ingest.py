@@ -28,7 +28,7 @@ from sqlalchemy import Connection, Engine
 
 from cloud_sync.metrics import Metrics
 from cloud_sync.store.batches import SEQ_WINDOW, UnstorableBatch, commit_batch, stored_hash
-from cloud_sync.store.devices import get_device
+from cloud_sync.store.devices import get_device, retired_keys
 from edge_agent.wire import Ack, BatchColumns, WireError, batch_hash, open_columns, read_header
 from edge_agent.wire.sign import load_public_key_pem
 
@@ -92,11 +92,33 @@ class Ingestor:
         try:
             batch = open_columns(blob, lambda _device_id: key)  # records stay columns down to the store
         except WireError as exc:
+            if exc.reason == "bad_signature":  # sealed before the device rotated its key? (store.devices)
+                return self._open_with_retired_key(blob, blob_hash, header.created_at, ident, exc, now)
             return self._reject(*ident, exc.reason, exc.detail)
         except Exception as exc:  # bad input must never crash a worker; a wire bug is logged in full
             log.exception("opening batch %s/%d/%d failed", *ident)
             return self._reject(*ident, "undecodable", repr(exc))
         return self._commit(batch, blob_hash, now)
+
+    def _open_with_retired_key(self, blob: bytes, blob_hash: bytes, created_at: float, ident: tuple[str, int, int],
+                               refusal: WireError, now: float) -> Ack:
+        """A batch the current key does not verify, sealed (device clock) no later than a key rotation: tried
+        with the keys retired by it, so batches in the outbox or in flight during the change are not lost."""
+        with self.engine.connect() as conn:
+            keys = retired_keys(conn, ident[0], created_at)
+        for retired in keys:
+            try:
+                key = self._public_key(ident[0], retired.public_key_pem)
+                batch = open_columns(blob, lambda _device_id, k=key: k)  # type: ignore[misc]
+            except WireError as exc:
+                if exc.reason == "bad_signature":
+                    continue
+                return self._reject(*ident, exc.reason, exc.detail)
+            except Exception as exc:  # bad input must never crash a worker
+                log.exception("opening batch %s/%d/%d failed", *ident)
+                return self._reject(*ident, "undecodable", repr(exc))
+            return self._commit(batch, blob_hash, now)
+        return self._reject(*ident, refusal.reason, refusal.detail)
 
     def _commit(self, batch: BatchColumns, blob_hash: bytes, now: float) -> Ack:
         try:

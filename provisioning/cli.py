@@ -9,6 +9,7 @@ to do), 2 usage or local error, 3 the cloud could not be reached (re-run the sam
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import sys
 from pathlib import Path
@@ -26,6 +27,7 @@ from provisioning.check import (
 from provisioning.checks import TerminalProgress, as_json, render_summary
 from provisioning.enroll import DEFAULT_DATA_DIR, CloudUnreachable, Sources, enroll
 from provisioning.identity import DEFAULT_DIR, init_identity, load_identity
+from provisioning.keys import renew, rotate_key
 
 #: Longest any wait of ``check`` may be set to: an installer re-runs rather than waits longer.
 MAX_WAIT_S = 1800.0
@@ -48,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     enr.add_argument("--can-interface", default="socketcan", help="python-can interface ('' for none)")
     enr.add_argument("--can-channel", default="can0", help="CAN channel (default can0)")
     enr.add_argument("--gnss-port", help="GNSS serial port, e.g. /dev/ttyS1")
+    rot = sub.add_parser("rotate-key", help="roll the batch-signing key (the old key signs the new one); resumable")
+    rot.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=f"identity directory (default {DEFAULT_DIR})")
+    ren = sub.add_parser("renew", help="renew the device's TLS certificate before it expires; idempotent")
+    ren.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=f"identity directory (default {DEFAULT_DIR})")
     chk = sub.add_parser("check", help="preflight: CAN, vehicle, VIN, GNSS, clock, broker, a test batch")
     chk.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=f"identity directory (default {DEFAULT_DIR})")
     chk.add_argument("--traffic-wait", type=_seconds, default=DEFAULT_TRAFFIC_WAIT_S, metavar="S",
@@ -94,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
             return _init(args)
         if args.command == "check":
             return _check(args)
+        if args.command == "rotate-key":
+            return _rotate(args)
+        if args.command == "renew":
+            return _renew(args)
         return _enroll(args)
     except CloudUnreachable as exc:
         code, kind, message = 3, "unreachable", str(exc)
@@ -136,6 +146,30 @@ def _enroll(args: argparse.Namespace) -> int:
     _emit(args, {"ok": True, "device_id": result.device_id, "state": result.state, "resumed": result.resumed,
                  "files": [str(args.dir / f) for f in result.files], "broker": result.broker,
                  "not_after": result.not_after}, lines)
+    return 0
+
+
+def _rotate(args: argparse.Namespace) -> int:
+    ident = load_identity(args.dir)
+    done = rotate_key(ident)
+    when = datetime.datetime.fromtimestamp(done.sealed_before, datetime.UTC).isoformat(timespec="seconds")
+    resumed = " (resumed)" if done.resumed else ""
+    lines = [f"{done.device_id}: signing key rotated{resumed}; now {done.fingerprint[:16]}",
+             f"  batches the old key sealed up to {when} (device clock) are still accepted",
+             "  restart the agent (systemctl restart fleet-agent) so it signs with the new key"]
+    _emit(args, {"ok": True, "device_id": done.device_id, "fingerprint": done.fingerprint,
+                 "sealed_before": done.sealed_before, "resumed": done.resumed}, lines)
+    return 0
+
+
+def _renew(args: argparse.Namespace) -> int:
+    ident = load_identity(args.dir)
+    done = renew(ident)
+    lines = [f"{done.device_id}: " + (f"new certificate, valid until {done.not_after}; restart the agent to use it"
+                                      if done.renewed else f"certificate valid until {done.not_after}; not yet due "
+                                      "for renewal (nothing changed)")]
+    _emit(args, {"ok": True, "device_id": done.device_id, "renewed": done.renewed, "not_after": done.not_after},
+          lines)
     return 0
 
 

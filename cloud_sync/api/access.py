@@ -89,6 +89,10 @@ ACCESS: dict[str, Rule] = {
     "GET /metrics": public("Prometheus scrape; ingest counters only, no vehicle data"),
     "POST /v1/batches": public("devices: the Ed25519 signature of the batch is the credential"),
     "POST /v1/enroll": public("devices: the single-use installer token in the body is the credential"),
+    "POST /v1/devices/{device_id}/certificate": public("devices: the renewal request signed by the device's "
+                                                       "signing key is the credential"),
+    "POST /v1/devices/{device_id}/signing-key": public("devices: the rotation statement signed by the device's "
+                                                       "current signing key is the credential"),
     # provisioning
     "POST /v1/devices": allow(ADMIN, INSTALLER, scope=ROUTE),
     "POST /v1/installer-tokens": allow(ADMIN, FLEET_MANAGER, scope=ROUTE),

@@ -1,13 +1,46 @@
-"""Device registry: who may send batches, with which public key, and whether they are revoked."""
+"""Device registry: who may send batches, with which public key, and whether they are revoked.
+
+``devices.public_key_pem`` is the device's current Ed25519 signing key. ``device_keys`` keeps the keys a
+device rolled away from (``rotate_signing_key``): each with the cloud time it was retired and the device
+time of the rotation statement (``sealed_before``). Ingest accepts a batch signed by a retired key only if
+the batch was sealed (``created_at``, device clock, signed) no later than that, so batches waiting in the
+device's outbox or in flight during the change are not lost, and the old key signs nothing newer. Both
+times of a rotation are kept with the statement and the signatures that proved it.
+"""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Column, Connection, Double, ForeignKey, String, Table, Text, insert, select, update
 
+from cloud_sync.store import schema
 from cloud_sync.store.schema import devices
+
+device_keys = Table(
+    "device_keys",
+    schema.metadata,
+    Column("device_id", schema.DeviceId, ForeignKey("devices.id"), primary_key=True),
+    Column("fingerprint", String(64), primary_key=True),  # SHA-256 hex of the key's DER (SubjectPublicKeyInfo)
+    Column("public_key_pem", Text, nullable=False),
+    Column("retired_at", Double, nullable=False),  # cloud clock
+    Column("sealed_before", Double, nullable=False),  # device clock: the rotation statement's issued_at
+    Column("replaced_by", String(64), nullable=False),  # fingerprint of the key that took over
+    Column("statement", Text, nullable=False),  # the rotation statement, as signed
+    Column("old_signature", Text, nullable=False),  # base64, by this key
+    Column("new_signature", Text, nullable=False),  # base64, by the new key (proof of possession)
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RetiredKey:
+    fingerprint: str
+    public_key_pem: str
+    retired_at: float
+    sealed_before: float
+    replaced_by: str
+    statement: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,3 +97,29 @@ def revoke_device(conn: Connection, device_id: str, now: float | None = None) ->
     result = conn.execute(update(devices).where(devices.c.id == device_id)
                           .values(revoked_at=time.time() if now is None else now))
     return result.rowcount > 0
+
+
+def retired_keys(conn: Connection, device_id: str, sealed_at: float | None = None) -> list[RetiredKey]:
+    """The device's retired signing keys, newest first; with ``sealed_at``, only those that may have sealed a
+    batch created then (``sealed_before >= sealed_at``)."""
+    k = device_keys.c
+    query = select(device_keys).where(k.device_id == device_id)
+    if sealed_at is not None:
+        query = query.where(k.sealed_before >= sealed_at)
+    rows = conn.execute(query.order_by(k.retired_at.desc()))
+    return [RetiredKey(r.fingerprint, r.public_key_pem, r.retired_at, r.sealed_before, r.replaced_by, r.statement)
+            for r in rows]
+
+
+def rotate_signing_key(conn: Connection, device_id: str, old_fingerprint: str, new_pem: str, new_fingerprint: str,
+                       *, statement: str, old_signature: str, new_signature: str, sealed_before: float,
+                       now: float | None = None) -> None:
+    """Make ``new_pem`` the device's key and keep the current one as retired (caller verified everything and
+    holds the device's row lock: ``get_device(..., for_update=True)``)."""
+    device = get_device(conn, device_id)
+    assert device is not None
+    conn.execute(insert(device_keys).values(
+        device_id=device_id, fingerprint=old_fingerprint, public_key_pem=device.public_key_pem,
+        retired_at=time.time() if now is None else now, sealed_before=sealed_before, replaced_by=new_fingerprint,
+        statement=statement, old_signature=old_signature, new_signature=new_signature))
+    conn.execute(update(devices).where(devices.c.id == device_id).values(public_key_pem=new_pem))

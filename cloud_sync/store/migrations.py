@@ -71,6 +71,13 @@ def _compliance(conn: Connection) -> None:
     schema.metadata.create_all(conn, tables=tables.ALL)
 
 
+def _device_keys(conn: Connection) -> None:
+    """Retired signing keys of devices that rotated theirs (``store.devices.device_keys``)."""
+    from cloud_sync.store import devices
+
+    schema.metadata.create_all(conn, tables=[devices.device_keys])
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("initial", _v1_initial),
     ("provisioning", _v2_provisioning),
@@ -79,6 +86,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("webhooks", _webhooks),
     ("maintenance", _maintenance),
     ("compliance", _compliance),
+    ("device_keys", _device_keys),
 ]
 LATEST_VERSION = len(MIGRATIONS)
 
