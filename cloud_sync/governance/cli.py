@@ -1,5 +1,5 @@
 """The governance subcommands of ``fleet-cloud``: ``add-user``, ``disable-user``, ``create-token``,
-``revoke-token``, ``list-tokens``, and ``audit verify`` / ``audit export-head``.
+``revoke-token``, ``list-tokens``, ``audit verify`` / ``audit export-head``, and ``retention show`` / ``retention run``.
 
 Like ``cloud_sync.provisioning_cli``, ``cloud_sync.cli`` registers these parsers and hands the parsed
 arguments here. Administrative commands (these and ``cli.AUDITED_COMMANDS``) are appended to the audit trail
@@ -25,7 +25,7 @@ from cloud_sync.provisioning_cli import parse_ttl
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-GOVERNANCE_COMMANDS = ("add-user", "disable-user", "create-token", "revoke-token", "list-tokens", "audit")
+GOVERNANCE_COMMANDS = ("add-user", "disable-user", "create-token", "revoke-token", "list-tokens", "audit", "retention")
 DEFAULT_TOKEN_TTL = "90d"
 #: Argument names never copied into audit entries (secrets, key material).
 SECRET_ARGS = frozenset({"token", "public_key", "password"})
@@ -58,6 +58,15 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     export = aud_sub.add_parser("export-head", help="append the verified chain head to a file")
     export.add_argument("--out", required=True, type=Path, help="append-only file (one JSON line per export)")
     export.add_argument("--every", type=parse_ttl, help="keep exporting at this interval (e.g. 5m) until killed")
+    keep = sub.add_parser("retention", help="apply the retention policy (cloud_sync.governance.retention)")
+    keep_sub = keep.add_subparsers(dest="retention_command", required=True)
+    keep_sub.add_parser("show", help="each purpose's period, default and regulatory minimum")
+    apply = keep_sub.add_parser("run", help="delete or pseudonymise what is past its period; audited")
+    apply.add_argument("--days", action="append", default=[], metavar="PURPOSE=N",
+                       help="override a purpose's period (repeat); below its minimum is refused")
+    apply.add_argument("--dry-run", action="store_true", help="count only, change nothing")
+    apply.add_argument("--every", type=parse_ttl, help="keep running at this interval (e.g. 1d) until killed")
+    apply.add_argument("--json", action="store_true")
 
 
 def _actor() -> str:
@@ -88,6 +97,8 @@ def run_governance_command(args: argparse.Namespace, engine: Engine) -> int:
     migrate(engine)
     if args.command == "audit":
         return _verify(args, engine) if args.audit_command == "verify" else _export(args, engine)
+    if args.command == "retention":
+        return _retention(args, engine)
     if args.command == "list-tokens":
         return _list_tokens(args, engine)
     audit_cli_action(engine, args)
@@ -182,3 +193,47 @@ def _export(args: argparse.Namespace, engine: Engine) -> int:
         if args.every is None:
             return 0
         time.sleep(args.every)
+
+
+def _policy(args: argparse.Namespace) -> Any:
+    import os
+
+    from cloud_sync.governance.retention import Policy
+
+    overrides = {}
+    for item in getattr(args, "days", []):
+        name, _, value = item.partition("=")
+        if not value.strip().isdigit():
+            raise ValueError(f"--days {item!r}: expected PURPOSE=N (whole days)")
+        overrides[name.strip()] = int(value)
+    return Policy.from_env(os.environ, overrides)
+
+
+def _retention(args: argparse.Namespace, engine: Engine) -> int:
+    from cloud_sync.governance import retention
+    from cloud_sync.settings import SettingsError
+
+    try:
+        policy = _policy(args)
+    except (SettingsError, ValueError) as exc:
+        print(f"fleet-cloud: {exc}", file=sys.stderr)
+        return 2
+    if args.retention_command == "show":
+        for p in retention.PURPOSES.values():
+            minimum = f"minimum {p.minimum_days} d ({p.basis})" if p.minimum_days else "no minimum"
+            print(f"{p.name:<20} {policy.days[p.name]:>5} d   default {p.default_days} d, {minimum}")
+        return 0
+    while True:
+        with engine.begin() as conn:
+            report = retention.run(conn, policy, dry_run=args.dry_run)
+        if args.json:
+            print(json.dumps(report))
+        else:
+            for name, done in report.items():
+                counts = ", ".join(f"{k} {v}" for k, v in done.items() if k not in ("days", "cutoff")) or "nothing"
+                print(f"{name:<20} older than {_utc(done['cutoff'])}: {counts}"
+                      + (" (dry run)" if args.dry_run else ""))
+        if args.every is None:
+            return 0
+        time.sleep(args.every)
+

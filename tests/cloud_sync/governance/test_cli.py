@@ -80,3 +80,16 @@ def test_audit_verify_names_the_first_broken_link_and_export_head_catches_trunca
     refused = cli("--database-url", db, "audit", "export-head", "--out", str(heads))
     assert refused.returncode == 1 and "not exporting" in refused.stderr
     engine.dispose()
+
+
+def test_retention_from_the_command_line(tmp_path, cli, monkeypatch):
+    db = f"sqlite:///{tmp_path / 'cloud.db'}"
+    shown = cli("--database-url", db, "retention", "show")
+    assert shown.returncode == 0 and "working_time" in shown.stdout and "49 CFR 395.8(k)(1)" in shown.stdout
+    refused = cli("--database-url", db, "retention", "run", "--days", "compliance_records=30")
+    assert refused.returncode == 2 and "at least 92 days" in refused.stderr
+    monkeypatch.setenv("FLEET_CLOUD_RETENTION_WORKING_TIME_DAYS", "100")
+    assert cli("--database-url", db, "retention", "run").returncode == 2
+    monkeypatch.delenv("FLEET_CLOUD_RETENTION_WORKING_TIME_DAYS")
+    ran = cli("--database-url", db, "retention", "run", "--days", "live_dispatch=7", "--json")
+    assert ran.returncode == 0 and json.loads(ran.stdout)["live_dispatch"]["days"] == 7
