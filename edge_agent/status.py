@@ -80,4 +80,13 @@ def format_status(status: dict[str, object], now: float | None = None) -> str:
         )
     else:
         lines.append("uplink          not configured (records stay in the outbox)")
+    config = status.get("config")
+    if isinstance(config, dict):
+        version = config.get("applied_version") or 0
+        line = f"config          v{version} pushed by the cloud" if version else "config          agent.toml (no push)"
+        refused = config.get("last_rejection")
+        if isinstance(refused, dict):
+            line += (f"; last push refused ({refused.get('reason')}: {refused.get('detail')}), "
+                     f"{counters.get('config_rejected', 0)} refused this run")
+        lines.append(line)
     return "\n".join(lines)

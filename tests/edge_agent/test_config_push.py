@@ -181,3 +181,42 @@ def test_missing_fleet_key_fails_at_start(rig: Rig) -> None:
 def test_every_rejection_counter_is_documented() -> None:
     for reason in (*CONFIG_REASONS, *POLICY_REASONS):
         assert f"config_rejected_{reason}" in COUNTER_DOCS
+
+
+def test_sighup_reload_keeps_the_pushed_config_on_top(rig: Rig) -> None:
+    from edge_agent.daemon import Daemon
+
+    assert rig.push(rig.seal(1, thresholds={"idle_min_duration_s": 42}, geofences=FENCES)) == "applied"
+    path = rig.data / "agent.toml"
+    path.write_text(f"""
+[agent]
+device_id = "{DEVICE}"
+profile = "heavy_truck_j1939"
+data_dir = "{rig.data}"
+[can]
+interface = "virtual"
+channel = "reload"
+[detection.thresholds]
+idle_min_duration_s = 600
+idle_engine_speed_rpm = 700
+[config_push]
+fleet_key = "fleet-config.pub"
+""")
+    daemon = Daemon(rig.agent, str(path))
+    daemon.reload()
+    detectors = rig.agent.pipeline.detectors
+    assert rig.idle_min() == 42 and "geofence" in detectors  # the push wins over agent.toml
+    assert detectors["idle"].engine_rpm == 700  # type: ignore[attr-defined]  # agent.toml's new value below it
+    assert rig.agent.config.thresholds["idle_engine_speed_rpm"] == 700
+    status = daemon.status()["config"]
+    assert isinstance(status, dict) and status["applied_version"] == 1
+
+
+def test_fleet_agent_status_shows_the_config(rig: Rig) -> None:
+    from edge_agent.daemon import Daemon
+    from edge_agent.status import format_status
+
+    rig.push(rig.seal(4, thresholds={"idle_min_duration_s": 42}))
+    rig.push(rig.seal(5, expires_in=-5))
+    text = format_status(Daemon(rig.agent, "unused").status())
+    assert "config          v4 pushed by the cloud; last push refused (expired: expired" in text
