@@ -52,22 +52,25 @@ Progress = Callable[[str], None]
 
 class TerminalProgress:
     """Progress while waiting (for CAN traffic, a GNSS fix, the cloud's ack): one line rewritten in place on
-    a terminal, a line every ``PROGRESS_EVERY_S`` otherwise; nothing at all when ``quiet`` (``--json``)."""
+    a terminal, else a line per phase (the text before its first ':') and then at most one every
+    ``PROGRESS_EVERY_S``; nothing at all when ``quiet`` (``--json``)."""
 
     def __init__(self, stream: TextIO = sys.stderr, quiet: bool = False) -> None:
         self.stream = stream
         self.quiet = quiet
         self.tty = stream.isatty()
         self._last = 0.0
+        self._phase = ""
         self._width = 0
 
     def __call__(self, text: str) -> None:
         if self.quiet:
             return
         now = time.monotonic()
-        if now - self._last < PROGRESS_EVERY_S and not text.endswith("..."):
+        phase = text.split(":", 1)[0]  # "waiting for a GNSS fix on /dev/ttyS1", "asking the J1939 ECUs ..."
+        if phase == self._phase and now - self._last < PROGRESS_EVERY_S:
             return
-        self._last = now
+        self._last, self._phase = now, phase
         if self.tty:
             self.stream.write("\r" + text.ljust(self._width))
             self._width = len(text)

@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import func, select
 
 from cloud_sync.store import make_engine
+from cloud_sync.store.devices import revoke_device
 from cloud_sync.store.schema import batches, records
 from firmware_profiles import load_profile
 from hil.gnss_sim import GnssSimulator, PtyGnss, Route
@@ -160,3 +161,20 @@ def test_obd_van_at_another_bitrate(cloud: Cloud, tmp_path: Path) -> None:
     assert protocol["status"] == "pass", protocol
     assert {e["address"] for e in protocol["details"]["ecus"]} == {0x7E8, 0x7E9}
     assert checks["VIN"]["status"] == "pass" and checks["VIN"]["details"]["read"] == VAN_VIN
+
+
+def test_a_revoked_device_fails_the_test_batch_with_the_fix(cloud: Cloud, tmp_path: Path) -> None:
+    """Revoked in the cloud, but the broker's CRL not regenerated yet: the broker still lets it in, the
+    cloud refuses its batch, and the check says so (the installer is not told all is well)."""
+    cloud.start_worker()
+    d = enrolled(cloud, tmp_path / "etc")
+    engine = make_engine(cloud.db_url)
+    with engine.begin() as conn:
+        assert revoke_device(conn, load_identity(d).device_id)
+    engine.dispose()
+    code, checks = check(d, "--only", "cloud", "--ack-wait", "20")
+    assert code == 1
+    assert checks["broker"]["status"] == "pass" and checks["clock"]["status"] == "pass"
+    batch = checks["test batch"]
+    assert batch["status"] == "fail" and batch["details"]["reason"] == "revoked", batch
+    assert "new identity" in batch["fix"]
