@@ -57,7 +57,7 @@ def test_only_the_newest_pending_config_of_each_device_goes_out(engine: Engine, 
         assert push.save("truck-1", actor="t", thresholds={"a": a}).published_at is None  # no publisher yet
     push.save("truck-2", actor="t", thresholds={"b": 1})
     recorders: list[Recorder] = []
-    push._factory = lambda wake: recorders.append(Recorder(wake)) or recorders[-1]  # noqa: SLF001
+    push._factory = lambda wake: recorders.append(Recorder(wake)) or recorders[-1]
     push.start()  # connect -> the sweeper publishes what waited
     try:
         deadline = time.monotonic() + 30
