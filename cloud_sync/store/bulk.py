@@ -7,12 +7,18 @@ leave column-wise:
 
 - PostgreSQL, when none of the batch's record ids is stored yet (the normal case: outbox ids grow, so
   one index range probe over ``[min id, max id]`` in ``store.batches`` decides): ``COPY ... FROM STDIN``
-  into the three tables, the server's fastest load path. The COPY text is assembled here in one
+  into ``records``, the server's fastest load path. The COPY text is assembled here in one
   ``str.format`` per row over pre-rendered columns and written in one call (psycopg's per-row
-  ``write_row`` cost more than the rest of the store path);
-- PostgreSQL otherwise: one ``INSERT ... SELECT FROM unnest(array, array, ...)`` with the conflict rule:
-  every column travels as one array parameter, the server expands them;
+  ``write_row`` cost more than the rest of the store path). Positions and events (a tenth of the
+  rows) follow in one statement;
+- PostgreSQL otherwise: one statement for all three tables with the conflict rules;
 - SQLite: the sqlite3 module's C ``executemany`` over plain tuples.
+
+A PostgreSQL statement here is ``INSERT ... SELECT FROM unnest(array, array, ...)``: every column
+travels as one array parameter and the server expands them, whatever the row count; several tables
+go in one statement as data-modifying CTEs (``_pg_chain``). Round trips, not rows, are what a loaded
+2-core machine makes slow (each waits for the server process to be scheduled), so the store spends
+two of them on COPY and one on everything else.
 
 The ``COPY`` path is safe without conflict handling because every batch of a device is stored under
 that device's row lock (``store.devices.get_device(for_update=True)``), so no other transaction can
@@ -54,7 +60,8 @@ _NOTHING = " ON CONFLICT DO NOTHING"
 def _pg_sql(table: str, cols: tuple[str, ...], conflict: str, json_type: str = "jsonb") -> str:
     # psycopg's binary placeholders (%b): its text-format array dumper quotes every element through a
     # regex, which alone cost more than the insert. Payloads travel as text[] and are cast to jsonb.
-    arrays = ", ".join(f"%({c})b::{'text' if _PG_TYPES[c] == 'jsonb' else _PG_TYPES[c]}[]" for c in cols)
+    # Parameters are named table_column: the three inserts travel as one statement (``_pg_chain``).
+    arrays = ", ".join(f"%({table}_{c})b::{'text' if _PG_TYPES[c] == 'jsonb' else _PG_TYPES[c]}[]" for c in cols)
     select = ", ".join(f"{c}::{json_type}" if _PG_TYPES[c] == "jsonb" else c for c in cols)
     return (f"INSERT INTO {table} ({', '.join(cols)}) SELECT {select} FROM unnest({arrays}) AS u({', '.join(cols)})"
             + conflict)
@@ -69,6 +76,17 @@ _PG = {
     "positions": _pg_sql("positions", _POS_COLS, _NOTHING),
     "events": _pg_sql("events", _EVT_COLS, _NOTHING),
 }
+
+
+def _pg_chain(*tables: str) -> str:
+    """One statement inserting into every table named (data-modifying CTEs): one round trip for all."""
+    *first, last = tables
+    ctes = ", ".join(f"{t}_ins AS ({_PG[t]})" for t in first)
+    return (f"WITH {ctes} " if ctes else "") + _PG[last]
+
+
+_PG_ALL = _pg_chain("records", "positions", "events")
+_PG_SIDE = _pg_chain("positions", "events")
 _SQLITE = {
     "records": _sqlite_sql("records", _REC_COLS, _RECORD_CONFLICT.format(least="MIN")),
     "positions": _sqlite_sql("positions", _POS_COLS, _NOTHING),
@@ -80,17 +98,18 @@ _NULLABLE = frozenset({"speed_mps", "course_deg"})
 _NULL = "\\N"
 
 
-def insert_rows(conn: Connection, rows: TableRows) -> None:
-    """Insert ``rows`` with the table's conflict rule (see the module docstring)."""
-    n = len(rows)
-    if not n:
-        return
-    cols = COLUMNS[rows.table]
-    if conn.dialect.name == "postgresql":
-        arrays = {c: [rows.constants[c]] * n if c in rows.constants else list(rows.columns[c]) for c in cols}
-        conn.exec_driver_sql(_PG[rows.table], arrays)
-    else:
-        values = [repeat(rows.constants[c]) if c in rows.constants else rows.columns[c] for c in cols]
+def _pg_params(*tables: TableRows) -> dict[str, list[Any]]:
+    params: dict[str, list[Any]] = {}
+    for rows in tables:
+        n = len(rows)
+        for c in COLUMNS[rows.table]:
+            params[f"{rows.table}_{c}"] = [rows.constants[c]] * n if c in rows.constants else list(rows.columns[c])
+    return params
+
+
+def _sqlite_insert(conn: Connection, rows: TableRows) -> None:
+    if len(rows):
+        values = [repeat(rows.constants[c]) if c in rows.constants else rows.columns[c] for c in COLUMNS[rows.table]]
         conn.exec_driver_sql(_SQLITE[rows.table], list(zip(*values, strict=False)))  # constants repeat forever
 
 
@@ -138,10 +157,12 @@ def store_batch_rows(conn: Connection, records_rows: TableRows, position_rows: T
     the device's row lock), which on PostgreSQL allows ``COPY`` (see the module docstring)."""
     if not len(records_rows):
         return
-    if fresh and conn.dialect.name == "postgresql":
+    if conn.dialect.name != "postgresql":
         for rows in (records_rows, position_rows, event_rows):
-            if len(rows):
-                _copy(conn, rows)
-        return
-    for rows in (records_rows, position_rows, event_rows):
-        insert_rows(conn, rows)
+            _sqlite_insert(conn, rows)
+    elif fresh:
+        _copy(conn, records_rows)
+        if len(position_rows) or len(event_rows):
+            conn.exec_driver_sql(_PG_SIDE, _pg_params(position_rows, event_rows))
+    else:
+        conn.exec_driver_sql(_PG_ALL, _pg_params(records_rows, position_rows, event_rows))
