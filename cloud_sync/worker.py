@@ -120,6 +120,11 @@ class IngestWorker:
         self._client.on_disconnect = self._on_disconnect
         self._client.on_subscribe = self._on_subscribe
         self._client.on_message = self._on_message
+        # Every socket write on the network thread: paho (we drive ``loop()`` ourselves, no ``loop_start``)
+        # otherwise writes a PUBACK or an ack publish on the calling thread while the network thread reads,
+        # and one TLS connection used from two threads at once breaks (broker: "Protocol error"; the
+        # worker reconnected every few seconds in a HIL run and lost a delivered batch with it).
+        self._client.on_socket_register_write = lambda *_args: None
 
     def start(self) -> None:
         """Connect in the network thread (retrying until the broker is up); it subscribes on every connect."""

@@ -133,6 +133,10 @@ class MqttTransport:
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_message = self._on_message
+        # Every socket write on the network thread: paho (we drive ``loop()`` ourselves, no ``loop_start``)
+        # otherwise writes a publish on the calling thread while the network thread reads, and one TLS
+        # connection used from two threads at once breaks (see cloud_sync/worker.py, found by the HIL demo).
+        client.on_socket_register_write = lambda *_args: None
         return client
 
     def route(self, topic: str, handler: Callable[[bytes], None]) -> None:
