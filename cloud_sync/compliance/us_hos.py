@@ -1,16 +1,8 @@
 """US FMCSA hours of service for property-carrying drivers (49 CFR 395.3, 395.1(g)(1)(ii)): the engine the
 ``us_property`` packs name.
 
-The 11-hour and 14-hour limits are judged the way 395.1(g)(1)(ii)(B)-(D) words them, in hindsight:
-
-- rests that count are 10 consecutive hours off duty (a reset, 395.3(a)(1)) and sleeper-berth pairs: two
-  neighbouring rests, one of at least 7 consecutive hours in the berth and the other at least 2 hours,
-  together at least 10 hours, in either order (395.1(g)(1)(ii)(A)); any other rest is part of the work;
-- between counting rests lie work periods. Around each rest of a pair, the work period before and the one
-  after together hold at most 11 hours of driving and no driving after their 14th hour, the rest itself not
-  counted (395.1(g)(1)(ii)(B), (C)); a period between two resets alone holds 11 and 14 hours (395.3(a)(2),
-  (a)(3)(i)). A pair completed later can therefore cure driving that looked late at the time, as the
-  regulation intends; until the pair is complete the driver is judged without it.
+The 11-hour and 14-hour limits, with sleeper-berth pairs judged in hindsight and the pairing FMCSA's 2020
+guidance asks for, are in ``us_shift``.
 
 The 30-minute break (8 hours of driving, 395.3(a)(3)(ii)) and the 60/70-hour cycle (395.3(b), restart (c))
 are one forward pass: driving since the last 30 consecutive minutes without driving, and on-duty time in the
@@ -24,12 +16,11 @@ minutes driven past it. A rest still running at ``now`` counts for what it alrea
 from __future__ import annotations
 
 import bisect
-import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from cloud_sync.compliance import calendar
+from cloud_sync.compliance import calendar, us_shift
 from cloud_sync.compliance.duty import HOUR, DutyStatus, Run, Segment, parse_hm, runs
-from cloud_sync.compliance.report import Accumulator, HoursReport, TimeLeft, claim
+from cloud_sync.compliance.report import Accumulator, HoursReport, TimeLeft
 from cloud_sync.compliance.rulepack import Rule, RulePack
 
 #: Rule kinds this engine knows, and the parameters each needs in the pack.
@@ -55,109 +46,24 @@ class _Rules:
     split: Rule
 
 
-@dataclass(slots=True)
-class _Period:
-    """Work between two counting rests (with the rests that do not count inside it)."""
-
-    start: int
-    end: int
-    segments: list[Segment] = field(default_factory=list)
-
-    def driving(self) -> int:
-        return sum(s.seconds for s in self.segments if s.status == DutyStatus.DRIVING)
-
-
-@dataclass(slots=True)
-class _Cut:
-    """A counting rest between two periods; ``split`` when it counts as part of a sleeper-berth pair."""
-
-    run: Run
-    split: bool
-
-
 def evaluate(pack: RulePack, segments: list[Segment], now: int, choices: dict[str, str]) -> HoursReport:
     r = _Rules(pack.rule("shift_reset"), pack.rule("shift_driving"), pack.rule("duty_window"),
                pack.rule("driving_break"), pack.rule("cycle", choices), pack.rule("restart"),
                pack.rule("sleeper_split"))
     all_runs = runs(segments)
-    periods, cuts = _periods(r, all_runs, segments[0].start if segments else now, now)
+    first = segments[0].start if segments else now
+    shift = us_shift.ShiftRules(r.reset, r.driving, r.window, r.split)
+    paired = us_shift.choose_pairs(shift, all_runs, now)
+    periods, cuts = us_shift.periods(shift, all_runs, first, now, paired)
     acc = Accumulator()
-    flagged: dict[str, list[tuple[int, int]]] = {}
-    for k, period in enumerate(periods):
-        left = cuts[k - 1] if k > 0 else None
-        right = cuts[k] if k < len(cuts) else None
-        if left is not None and left.split:
-            _check_span(r, acc, flagged, [periods[k - 1], period], left.run.seconds)
-        if not (left is not None and left.split) and not (right is not None and right.split):
-            _check_span(r, acc, flagged, [period], 0)
+    us_shift.check(shift, periods, cuts, acc, {})
     report = HoursReport(pack.name, now)
     cycle_start = _forward(pack, r, all_runs, acc)
     report.violations.extend(acc.result())
-    report.time_left.extend(_shift_left(r, periods, cuts, now))
+    report.time_left.extend(us_shift.time_left(shift, periods, cuts, now))
     report.time_left.append(_break_left(r, segments, now))
     report.time_left.append(_cycle_left(pack, r.cycle, segments, cycle_start, now))
     return report
-
-
-def _periods(r: _Rules, all_runs: list[Run], first: int, now: int) -> tuple[list[_Period], list[_Cut]]:
-    """Periods and the counting rests between them (``len(cuts) == len(periods) - 1``)."""
-    reset = r.reset.seconds("rest")
-    # Before the first event the driver rested (duty.py): an opening rest is a reset.
-    is_reset = [run.rest and (i == 0 or run.seconds >= reset) for i, run in enumerate(all_runs)]
-    candidates = [i for i, run in enumerate(all_runs) if run.rest and not is_reset[i] and _split_part(r.split, run)]
-    paired: set[int] = set()
-    for a, b in itertools.pairwise(candidates):
-        between_reset = any(is_reset[j] for j in range(a + 1, b))
-        if not between_reset and _pair(r.split, all_runs[a], all_runs[b]):
-            paired.update((a, b))
-    periods = [_Period(first, first)]
-    cuts: list[_Cut] = []
-    for i, run in enumerate(all_runs):
-        if is_reset[i] or i in paired:
-            cuts.append(_Cut(run, split=i in paired))
-            periods.append(_Period(run.end, run.end))
-        else:
-            periods[-1].segments.extend(run.segments)
-            periods[-1].end = run.end
-    if not all_runs:
-        periods[-1].end = now
-    return periods, cuts
-
-
-def _split_part(split: Rule, run: Run) -> bool:
-    return run.seconds >= split.seconds("other") or run.longest(DutyStatus.SLEEPER) >= split.seconds("sleeper")
-
-
-def _pair(split: Rule, a: Run, b: Run) -> bool:
-    berth, other = split.seconds("sleeper"), split.seconds("other")
-    a_sb, b_sb = a.longest(DutyStatus.SLEEPER), b.longest(DutyStatus.SLEEPER)
-    shapes = (a_sb >= berth and b.seconds >= other) or (b_sb >= berth and a.seconds >= other)
-    return shapes and a.seconds + b.seconds >= split.seconds("total")
-
-
-def _check_span(r: _Rules, acc: Accumulator, flagged: dict[str, list[tuple[int, int]]],
-                span: list[_Period], excluded: int) -> None:
-    """11 hours of driving and no driving after the 14th hour, over one period or two around a rest."""
-    start = span[0].start
-    drive_limit, window = r.driving.seconds("limit"), r.window.seconds("limit")
-    window_end = start + window + excluded
-    drive = 0
-    elapsed_before = 0  # length of the span's earlier period (the rest between is not counted)
-    span_end = span[-1].end
-    for p in span:
-        for seg in p.segments:
-            if seg.status != DutyStatus.DRIVING:
-                continue
-            over = seg.start + max(0, drive_limit - drive)
-            for a, b in claim(flagged, r.driving.id, over, seg.end):
-                acc.add(r.driving.id, r.driving.cite, start, span_end, a, b - a,
-                        f"more than {drive_limit // 60} minutes of driving")
-            late = p.start + (window - elapsed_before)
-            for a, b in claim(flagged, r.window.id, max(seg.start, late), seg.end):
-                acc.add(r.window.id, r.window.cite, start, window_end, a, b - a,
-                        f"driving after the {window // HOUR}th hour of the duty window")
-            drive += seg.seconds
-        elapsed_before += p.end - p.start
 
 
 def _excess(before: int, added: int, limit: int) -> int:
@@ -228,23 +134,6 @@ def _cycle(pack: RulePack, rule: Rule, cycle_start: int | None, on_duty: _Spans,
                 f"driving after {limit // HOUR} hours on duty in {rule.count('days')} days")
 
 
-def _shift_left(r: _Rules, periods: list[_Period], cuts: list[_Cut], now: int) -> list[TimeLeft]:
-    drive_limit, window = r.driving.seconds("limit"), r.window.seconds("limit")
-    last = periods[-1]
-    if cuts and cuts[-1].split:
-        prev = periods[-2]
-        start, excluded = prev.start, cuts[-1].run.seconds
-        used_drive = prev.driving() + last.driving()
-        used_window = (prev.end - prev.start) + (now - last.start)
-    elif not last.segments:
-        start, excluded, used_drive, used_window = now, 0, 0, 0
-    else:
-        start, excluded = last.start, 0
-        used_drive, used_window = last.driving(), now - last.start
-    return [_left(r.driving, start, None, drive_limit, used_drive),
-            _left(r.window, start, start + window + excluded, window, used_window)]
-
-
 def _break_left(r: _Rules, segments: list[Segment], now: int) -> TimeLeft:
     brk, limit = r.brk.seconds("break"), r.brk.seconds("driving")
     since, start, last_end = 0, now, None
@@ -270,5 +159,4 @@ def _cycle_left(pack: RulePack, rule: Rule, segments: list[Segment], cycle_start
 
 
 def _left(rule: Rule, start: int, end: int | None, limit: int, used: int) -> TimeLeft:
-    used = max(0, used)
-    return TimeLeft(rule.id, rule.cite, start, end, limit / 60, used / 60, max(0, limit - used) / 60)
+    return us_shift.left(rule, start, end, limit, used)
