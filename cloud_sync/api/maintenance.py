@@ -36,7 +36,7 @@ from cloud_sync.api.maintenance_schemas import (
     TriggerPublic,
     VoidCreate,
 )
-from cloud_sync.api.maintenance_work import ERRORS, DeviceParam, depot_visible, run
+from cloud_sync.api.maintenance_work import ERRORS, DeviceParam, IdParam, depot_visible, run
 from cloud_sync.api.maintenance_work import router as work_router
 from cloud_sync.maintenance import config, derive, meters, programs, schedule
 from cloud_sync.store.devices import get_device
@@ -91,13 +91,13 @@ def create_program(body: ProgramCreate, services: ServicesDep, caller: CallerDep
 
 @router.get("/v1/maintenance/programs/{program_id}", summary="One service program", response_model=ProgramPublic,
             responses=ERRORS)
-def get_program(program_id: int, conn: ConnDep, caller: CallerDep) -> ProgramPublic:
+def get_program(program_id: IdParam, conn: ConnDep, caller: CallerDep) -> ProgramPublic:
     return _program(run(lambda: programs.get_program(conn, program_id)), caller, conn)
 
 
 @router.post("/v1/maintenance/programs/{program_id}/tasks", summary="Add a service task (triggers: whichever first)",
              status_code=status.HTTP_201_CREATED, response_model=TaskPublic, responses=ERRORS)
-def add_task(program_id: int, body: TaskCreate, services: ServicesDep, _caller: CallerDep) -> TaskPublic:
+def add_task(program_id: IdParam, body: TaskCreate, services: ServicesDep, _caller: CallerDep) -> TaskPublic:
     given = {meters.ODOMETER: body.odometer_km, meters.ENGINE_HOURS: body.engine_hours,
              meters.IDLE_HOURS: body.idle_hours, schedule.CALENDAR: body.calendar_days}
     intervals: dict[str, tuple[float | None, float | None]] = {
@@ -108,7 +108,7 @@ def add_task(program_id: int, body: TaskCreate, services: ServicesDep, _caller: 
 
 @router.post("/v1/maintenance/programs/{program_id}/vehicles", summary="Apply a program to many vehicles at once",
              response_model=AssignPublic, responses=ERRORS)
-def assign(program_id: int, body: AssignCreate, services: ServicesDep, caller: CallerDep) -> AssignPublic:
+def assign(program_id: IdParam, body: AssignCreate, services: ServicesDep, caller: CallerDep) -> AssignPublic:
     now = time.time()
     with services.engine.begin() as conn:
         wanted = set(body.devices)
@@ -150,14 +150,15 @@ def vehicle_services(device: DeviceParam, conn: ConnDep, _caller: CallerDep, at:
 
 @router.post("/v1/vehicles/{device}/services/{task_id}/snooze", summary="Snooze a due service task",
              status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS)
-def snooze(device: DeviceParam, task_id: int, body: SnoozeCreate, services: ServicesDep, _caller: CallerDep) -> None:
+def snooze(device: DeviceParam, task_id: IdParam, body: SnoozeCreate, services: ServicesDep, _caller: CallerDep
+           ) -> None:
     with services.engine.begin() as conn:
         run(lambda: programs.snooze(conn, task_id, device, body.until, body.reason, time.time()))
 
 
 @router.delete("/v1/vehicles/{device}/services/{task_id}/snooze", summary="End a snooze",
                status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS)
-def unsnooze(device: DeviceParam, task_id: int, services: ServicesDep, _caller: CallerDep) -> None:
+def unsnooze(device: DeviceParam, task_id: IdParam, services: ServicesDep, _caller: CallerDep) -> None:
     with services.engine.begin() as conn:
         run(lambda: programs.snooze(conn, task_id, device, None, None, time.time()))
 
@@ -189,7 +190,7 @@ def add_meter(device: DeviceParam, body: MeterCreate, services: ServicesDep, cal
 
 @router.post("/v1/vehicles/{device}/meters/{reading_id}/void", summary="Void a reading (kept, never used)",
              response_model=ReadingPublic, responses=ERRORS)
-def void_meter(device: DeviceParam, reading_id: int, body: VoidCreate, services: ServicesDep, _caller: CallerDep
+def void_meter(device: DeviceParam, reading_id: IdParam, body: VoidCreate, services: ServicesDep, _caller: CallerDep
                ) -> ReadingPublic:
     with services.engine.begin() as conn:
         reading = run(lambda: meters.get_reading(conn, reading_id))

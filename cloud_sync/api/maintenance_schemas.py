@@ -6,7 +6,7 @@ seconds since the Unix epoch; meters are km (odometer) and hours (engine, idle).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -16,7 +16,8 @@ from edge_agent.wire.model import DEVICE_ID_RE
 
 DeviceIdField = Field(pattern=f"^{DEVICE_ID_RE.pattern}$")
 Text200 = Field(min_length=1, max_length=200)
-Seconds = Field(allow_inf_nan=False)
+#: Ids of programs, tasks, readings, issues and work orders: 32-bit integer keys on both backends.
+RowId = Annotated[int, Field(ge=1, le=2**31 - 1)]
 
 
 class ProgramCreate(BaseModel):
@@ -207,7 +208,7 @@ class DismissCreate(BaseModel):
 class LineCreate(BaseModel):
     kind: Literal["task", "part", "labour"]
     description: str = Text200
-    service_task_id: int | None = Field(None, description="task lines: the service task this job does")
+    service_task_id: RowId | None = Field(None, description="task lines: the service task this job does")
     part_number: str | None = Field(None, max_length=64)
     quantity: float | None = Field(None, allow_inf_nan=False)
     unit_cost: float | None = Field(None, allow_inf_nan=False)
@@ -220,12 +221,12 @@ class WorkOrderCreate(BaseModel):
     device_id: str = DeviceIdField
     title: str = Text200
     description: str | None = Field(None, max_length=4000)
-    issue_ids: list[int] = Field(default_factory=list, max_length=MAX_LINES)
+    issue_ids: list[RowId] = Field(default_factory=list, max_length=MAX_LINES)
     lines: list[LineCreate] = Field(default_factory=list, max_length=MAX_LINES)
 
 
 class LinesCreate(BaseModel):
-    issue_ids: list[int] = Field(default_factory=list, max_length=MAX_LINES)
+    issue_ids: list[RowId] = Field(default_factory=list, max_length=MAX_LINES)
     lines: list[LineCreate] = Field(default_factory=list, max_length=MAX_LINES)
 
 

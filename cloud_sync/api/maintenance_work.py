@@ -43,6 +43,10 @@ from edge_agent.wire.model import DEVICE_ID_RE
 router = APIRouter(tags=["maintenance"])
 
 DeviceParam = Annotated[str, Path(pattern=f"^{DEVICE_ID_RE.pattern}$", description="device id")]
+#: Ids of programs, tasks, readings, issues and work orders are 32-bit integer keys on both backends.
+MAX_ID = 2**31 - 1
+IdParam = Annotated[int, Path(ge=1, le=MAX_ID)]
+RecordIdParam = Annotated[int, Query(ge=0, le=2**63 - 1, description="the occurrence's record id")]
 ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": Message}, 403: {"model": Message}, 404: {"model": Message},
     409: {"model": Message, "description": "conflicts with stored state"},
@@ -114,7 +118,7 @@ def list_issues(conn: ConnDep, caller: CallerDep,
 
 @router.get("/v1/maintenance/issues/{issue_id}", summary="A fault issue with its occurrences and evidence",
             response_model=IssueDetail, responses=ERRORS)
-def get_issue(issue_id: int, conn: ConnDep, caller: CallerDep) -> IssueDetail:
+def get_issue(issue_id: IdParam, conn: ConnDep, caller: CallerDep) -> IssueDetail:
     issue = _visible_issue(conn, caller, issue_id)
     recent = faults.occurrences(conn, issue_id, RECENT_OCCURRENCES)
     evidence = _traces(conn, issue.device_id, issue.last_record_id, issue.last_seen_at)
@@ -125,7 +129,7 @@ def get_issue(issue_id: int, conn: ConnDep, caller: CallerDep) -> IssueDetail:
 
 @router.get("/v1/maintenance/issues/{issue_id}/evidence", summary="Samples around one occurrence of an issue",
             response_model=list[TracePublic], responses=ERRORS)
-def get_evidence(issue_id: int, record_id: int, conn: ConnDep, caller: CallerDep) -> list[TracePublic]:
+def get_evidence(issue_id: IdParam, record_id: RecordIdParam, conn: ConnDep, caller: CallerDep) -> list[TracePublic]:
     issue = _visible_issue(conn, caller, issue_id)
     found = [o for o in faults.occurrences(conn, issue_id, faults.MAX_LISTED) if o.record_id == record_id]
     if not found:
@@ -135,7 +139,7 @@ def get_evidence(issue_id: int, record_id: int, conn: ConnDep, caller: CallerDep
 
 @router.post("/v1/maintenance/issues/{issue_id}/acknowledge", summary="Acknowledge an open issue",
              response_model=IssuePublic, responses=ERRORS)
-def acknowledge(issue_id: int, services: ServicesDep, caller: CallerDep) -> IssuePublic:
+def acknowledge(issue_id: IdParam, services: ServicesDep, caller: CallerDep) -> IssuePublic:
     with services.engine.begin() as conn:
         _visible_issue(conn, caller, issue_id)
         return _issue(run(lambda: faults.acknowledge(conn, issue_id, caller.actor, time.time())))
@@ -143,7 +147,7 @@ def acknowledge(issue_id: int, services: ServicesDep, caller: CallerDep) -> Issu
 
 @router.post("/v1/maintenance/issues/{issue_id}/dismiss", summary="Dismiss an issue, with the reason",
              response_model=IssuePublic, responses=ERRORS)
-def dismiss(issue_id: int, body: DismissCreate, services: ServicesDep, caller: CallerDep) -> IssuePublic:
+def dismiss(issue_id: IdParam, body: DismissCreate, services: ServicesDep, caller: CallerDep) -> IssuePublic:
     with services.engine.begin() as conn:
         _visible_issue(conn, caller, issue_id)
         return _issue(run(lambda: faults.dismiss(conn, issue_id, f"{body.reason} ({caller.actor})", time.time())))
@@ -197,13 +201,13 @@ def create_work_order(body: WorkOrderCreate, services: ServicesDep, caller: Call
 
 @router.get("/v1/maintenance/work-orders/{order_id}", summary="One work order with lines and costs",
             response_model=WorkOrderPublic, responses=ERRORS)
-def get_work_order(order_id: int, conn: ConnDep, caller: CallerDep) -> WorkOrderPublic:
+def get_work_order(order_id: IdParam, conn: ConnDep, caller: CallerDep) -> WorkOrderPublic:
     return _work_order(_visible_order(conn, caller, order_id))
 
 
 @router.post("/v1/maintenance/work-orders/{order_id}/lines", summary="Add tasks, parts, labour or issues",
              response_model=WorkOrderPublic, responses=ERRORS)
-def add_lines(order_id: int, body: LinesCreate, services: ServicesDep, caller: CallerDep) -> WorkOrderPublic:
+def add_lines(order_id: IdParam, body: LinesCreate, services: ServicesDep, caller: CallerDep) -> WorkOrderPublic:
     with services.engine.begin() as conn:
         _visible_order(conn, caller, order_id)
         return _work_order(run(lambda: work_orders.add_lines(
@@ -212,7 +216,7 @@ def add_lines(order_id: int, body: LinesCreate, services: ServicesDep, caller: C
 
 @router.post("/v1/maintenance/work-orders/{order_id}/start", summary="Mark a work order in progress",
              response_model=WorkOrderPublic, responses=ERRORS)
-def start(order_id: int, services: ServicesDep, caller: CallerDep) -> WorkOrderPublic:
+def start(order_id: IdParam, services: ServicesDep, caller: CallerDep) -> WorkOrderPublic:
     with services.engine.begin() as conn:
         _visible_order(conn, caller, order_id)
         return _work_order(run(lambda: work_orders.start(conn, order_id, time.time())))
@@ -221,7 +225,7 @@ def start(order_id: int, services: ServicesDep, caller: CallerDep) -> WorkOrderP
 @router.post("/v1/maintenance/work-orders/{order_id}/complete",
              summary="Complete: record meters, resolve its issues, reset its service tasks",
              response_model=WorkOrderPublic, responses=ERRORS)
-def complete(order_id: int, body: CompleteCreate, services: ServicesDep, caller: CallerDep) -> WorkOrderPublic:
+def complete(order_id: IdParam, body: CompleteCreate, services: ServicesDep, caller: CallerDep) -> WorkOrderPublic:
     now = time.time()
     typed = {m: v for m, v in ((meters.ODOMETER, body.odometer_km), (meters.ENGINE_HOURS, body.engine_hours))
              if v is not None}
