@@ -1,8 +1,9 @@
 # The two commands README shows. Each installs what it needs on a fresh machine.
 .PHONY: demo test bootstrap lint
 
-demo: bootstrap
-	scripts/demo.sh
+# demo.sh bootstraps first; DEMO_ARGS="--exit" (or FLEET_DEMO_EXIT=1) ends with the summary instead of serving.
+demo:
+	scripts/demo.sh $(DEMO_ARGS)
 
 test:
 	scripts/test.sh

@@ -3,6 +3,7 @@
 ``fleet-hil run SCENARIO`` plays a scenario (a bundled name or a TOML path) and prints pass/fail per
 expectation; ``--json`` prints one JSON object for CI. ``fleet-hil list`` shows the bundled scenarios,
 ``fleet-hil check SCENARIO`` validates one and prints its timeline without running anything.
+``fleet-hil demo`` is the one-command demo of the whole product (``hil.demo``).
 
 Exit codes: 0 every expectation passed; 1 some failed (or the agent did not stop cleanly); 2 the
 scenario or the command line is invalid, or the rig could not run; 77 skipped (the CAN interface
@@ -35,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--can-channel", help="socketcan interface name (default vcan0)")
     run.add_argument("--workdir", type=Path, help="keep agent.toml, agent.log and the outbox here "
                                                   "(default: a temporary directory, removed afterwards)")
+    from hil.demo import build_parser as demo_parser
+
+    demo_parser(sub.add_parser("demo", help="the whole product: cloud, two enrolled vehicles, what the cloud learned"))
     sub.add_parser("list", help="list the bundled scenarios")
     chk = sub.add_parser("check", help="validate a scenario and print its timeline")
     chk.add_argument("scenario")
@@ -128,6 +132,10 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args)
     if args.command == "list":
         return _list()
+    if args.command == "demo":
+        from hil.demo import run_demo
+
+        return run_demo(args)
     return _check(args)
 
 

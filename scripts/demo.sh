@@ -1,16 +1,11 @@
 #!/usr/bin/env bash
-# The main job until the whole pipeline (broker + cloud) runs: replay the bundled captures through
-# the agent's own sources, decoding, detectors and outbox, and print what it found.
+# The main job in one command on a fresh machine: build what is needed (scripts/bootstrap.sh), then
+# `fleet-hil demo` (hil/demo.py): Mosquitto with mutual TLS and the cloud API on free loopback ports, a
+# truck and a van enrolled through the real provisioning commands, real agents driven by the simulators
+# through their scenarios, and what the cloud learned. The API stays up afterwards (Ctrl-C stops it).
+# Arguments go to `fleet-hil demo`: --exit (or FLEET_DEMO_EXIT=1) ends with the summary; --json; --workdir DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
 VENV=${VENV:-.venv}
-out=$(mktemp -d)
-echo "== heavy truck: simulated J1939 drive cycle (tests/data/sim) + a real GNSS capture (tests/data/real)"
-"$VENV/bin/fleet-agent" replay --profile heavy_truck_j1939 \
-  --can tests/data/sim/truck_j1939.log.gz --gnss tests/data/real/nmea/gnss_drive.nmea --db "$out/truck.db"
-echo
-echo "== light vehicle: simulated OBD-II session (ISO 15765-4, 11-bit)"
-"$VENV/bin/fleet-agent" replay --profile light_obd2 --can tests/data/sim/van_obd2.log --db "$out/van.db"
-echo
-echo "outboxes kept in $out (SQLite; open with: sqlite3 $out/truck.db 'select kind, count(*) from records group by kind')"
+exec "$VENV/bin/fleet-hil" demo "$@"

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from cloud_sync.main import create_app
 from cloud_sync.settings import Settings
 from cloud_sync.store import make_engine
-from edge_agent.wire import WireRecord
+from edge_agent.wire import WireRecord, batch_hash
 from tests.cloud_sync.helpers import T0, SimDevice
 
 ADMIN = {"Authorization": "Bearer admin-secret-for-tests-0123456789"}
@@ -58,7 +58,8 @@ def test_post_batch_commits_then_duplicates(client):
     blob = dev.batch(dev.records(random.Random(1), 40))
     r = _post(client, blob)
     assert r.status_code == 200 and r.json() == {"device_id": "truck-1", "boot_epoch": 1, "seq": 0,
-                                                 "status": "committed", "reason": "", "stored": 40}
+                                                 "status": "committed", "reason": "", "stored": 40,
+                                                 "batch_hash": batch_hash(blob).hex()}
     r = _post(client, blob)
     assert r.status_code == 200 and r.json()["status"] == "duplicate"
 
