@@ -10,13 +10,16 @@ import pwd
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cloud_sync.broker_config import BrokerFiles
+from provisioning.enroll import AGENT_TOML, dumps_toml
 from tests.mqtt_broker import READY_TIMEOUT_S, Mosquitto, Proc, free_port, mosquitto_or_skip
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,6 +40,23 @@ def enroll_args(d: Path, cloud_url: str, token: str, vin: str = VIN, profile: st
                 *extra: str) -> list[str]:
     return ["enroll", "--dir", str(d), "--cloud", cloud_url, "--token", token, "--vehicle", vin, "--profile",
             profile, "--data-dir", str(d.parent / "data"), *extra]
+
+
+def enrolled(cloud: Cloud, d: Path, vin: str = VIN, profile: str = PROFILE) -> Path:
+    assert provision("init", "--dir", str(d)).returncode == 0
+    out = provision(*enroll_args(d, cloud.url, cloud.token(), vin, profile))
+    assert out.returncode == 0, out.stderr
+    return d
+
+
+def rewire(d: Path, channel: str, gnss_port: str | None, bitrate: int | None = 250_000) -> None:
+    """Point the enrolled agent.toml at this test's adapter and receiver (as an installer would edit it)."""
+    doc: dict[str, Any] = tomllib.loads((d / AGENT_TOML).read_text())
+    doc["can"] = {"interface": "slcan", "channel": channel, **({"bitrate": bitrate} if bitrate else {})}
+    doc.pop("gnss", None)
+    if gnss_port is not None:
+        doc["gnss"] = {"port": gnss_port}
+    (d / AGENT_TOML).write_text(dumps_toml(doc))
 
 
 @dataclass

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import time
-import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,31 +25,13 @@ from firmware_profiles import load_profile
 from hil.gnss_sim import GnssSimulator, PtyGnss, Route
 from hil.obd_ecu import ObdEcu, ObdVehicleState
 from hil.truck_ecu import TruckEcu
-from provisioning.enroll import AGENT_TOML, dumps_toml
 from provisioning.identity import load_identity
-from tests.provisioning.cloud_rig import PROFILE, VIN, Cloud, enroll_args, provision
+from tests.provisioning.cloud_rig import VIN, Cloud, enrolled, provision, rewire
 from tests.provisioning.vehicle import BusAdapter, Vehicle, name_bytes
 
 DEPOT = (51.5072, -0.1276)
 VAN_VIN = "WF0XXXTTGXKA12345"
 FAST = ["--traffic-wait", "1", "--fix-wait", "15", "--ack-wait", "20"]
-
-
-def enrolled(cloud: Cloud, d: Path, vin: str = VIN, profile: str = PROFILE) -> Path:
-    assert provision("init", "--dir", str(d)).returncode == 0
-    out = provision(*enroll_args(d, cloud.url, cloud.token(), vin, profile))
-    assert out.returncode == 0, out.stderr
-    return d
-
-
-def rewire(d: Path, channel: str, gnss_port: str | None, bitrate: int | None = 250_000) -> None:
-    """Point the enrolled agent.toml at this test's adapter and receiver (as an installer would edit it)."""
-    doc: dict[str, Any] = tomllib.loads((d / AGENT_TOML).read_text())
-    doc["can"] = {"interface": "slcan", "channel": channel, **({"bitrate": bitrate} if bitrate else {})}
-    doc.pop("gnss", None)
-    if gnss_port is not None:
-        doc["gnss"] = {"port": gnss_port}
-    (d / AGENT_TOML).write_text(dumps_toml(doc))
 
 
 def check(d: Path, *args: str) -> tuple[int, dict[str, Any]]:
