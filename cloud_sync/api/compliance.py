@@ -144,7 +144,9 @@ def driver_hours(driver: DriverParam, caller: CallerDep, conn: ConnDep,
                                     minutes=v.minutes, detail=v.detail) for v in r.violations],
         allowances=[AllowancePublic(rule=a.rule, cite=a.cite, window_start=a.start, window_end=a.end, limit=a.limit,
                                     used=a.used, left=a.left) for a in r.allowances],
-        assumptions=list(h.pack.assumptions), events_used=h.events_used, latest_recorded_at=h.latest_recorded_at)
+        assumptions=list(h.pack.assumptions), events_used=h.events_used, latest_recorded_at=h.latest_recorded_at,
+        trips_used=h.trips_used, latest_trip_arrival=h.latest_trip_arrival,
+        provisional_vehicles=h.provisional_vehicles)
 
 
 def _dvir(r: dvir.Report) -> DvirPublic:

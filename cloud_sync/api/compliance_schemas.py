@@ -108,6 +108,10 @@ class HoursPublic(BaseModel):
     events_used: int = Field(description="stored duty events the answer rests on")
     latest_recorded_at: float | None = Field(description="newest of them by cloud arrival: a later value for the "
                                                          "same 'at' means the report was revised by late data")
+    trips_used: int = Field(description="vehicle trips turned into driving while the driver was logged in")
+    latest_trip_arrival: float | None = Field(description="newest cloud arrival among those trips' events")
+    provisional_vehicles: list[str] = Field(description="vehicles used whose devices still report unsent records: "
+                                                        "the answer may still change")
 
 
 class RulePublic(BaseModel):

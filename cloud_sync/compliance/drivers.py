@@ -112,44 +112,68 @@ def events(conn: Connection, driver_id: str, start: float | None, end: float | N
                             r.note, r.recorded_at) for r in rows]
 
 
-def trips(conn: Connection, device_id: str, start: float, end: float) -> list[tuple[float, float]]:
-    """``(started_at, ended_at)`` of the vehicle's trips overlapping ``[start, end)``; an open trip ends at
-    ``end`` (at most ``MAX_OPEN_TRIP_S`` after it started)."""
-    ev = schema.events
-    rows = conn.execute(select(ev.c.kind, ev.c.device_time, ev.c.payload).where(and_(
-        ev.c.device_id == device_id, ev.c.kind.in_(("trip_started", "trip_ended")),
-        ev.c.device_time >= start - MAX_OPEN_TRIP_S, ev.c.device_time < end + MAX_OPEN_TRIP_S,
-    )).order_by(ev.c.device_time, ev.c.record_id)).all()
-    closed: list[tuple[float, float]] = []
-    opened: list[float] = []
-    for kind, device_time, payload in rows:
+@dataclass(frozen=True, slots=True)
+class Trip:
+    start: float
+    end: float
+    arrived_at: float  # when the cloud first stored the newest of its events (late trips revise reports)
+
+
+def trips(conn: Connection, device_id: str, start: float, end: float) -> list[Trip]:
+    """The vehicle's trips overlapping ``[start, end)``; an open trip ends at ``end`` (at most
+    ``MAX_OPEN_TRIP_S`` after it started)."""
+    ev, rec = schema.events, schema.records
+    rows = conn.execute(select(ev.c.kind, ev.c.device_time, ev.c.payload, rec.c.cloud_received_at)
+                        .join(rec, and_(rec.c.device_id == ev.c.device_id, rec.c.record_id == ev.c.record_id))
+                        .where(and_(ev.c.device_id == device_id, ev.c.kind.in_(("trip_started", "trip_ended")),
+                                    ev.c.device_time >= start - MAX_OPEN_TRIP_S,
+                                    ev.c.device_time < end + MAX_OPEN_TRIP_S))
+                        .order_by(ev.c.device_time, ev.c.record_id)).all()
+    closed: list[Trip] = []
+    opened: list[tuple[float, float]] = []
+    for kind, device_time, payload, arrived in rows:
         body = payload if isinstance(payload, dict) else {}
         began = _number(body.get("started_at"), device_time)
         if kind == "trip_ended":
-            closed.append((began, _number(body.get("ended_at"), device_time)))
+            closed.append(Trip(began, _number(body.get("ended_at"), device_time), arrived))
         else:
-            opened.append(began)
-    for began in opened:
-        if not any(abs(began - a) <= SAME_TRIP_S for a, _b in closed) and began < end:
-            closed.append((began, min(end, began + MAX_OPEN_TRIP_S)))
-    return sorted((a, b) for a, b in closed if b > start and a < end and b > a)
+            opened.append((began, arrived))
+    for began, arrived in opened:
+        if not any(abs(began - t.start) <= SAME_TRIP_S for t in closed) and began < end:
+            closed.append(Trip(began, min(end, began + MAX_OPEN_TRIP_S), arrived))
+    return sorted((t for t in closed if t.end > start and t.start < end and t.end > t.start),
+                  key=lambda t: (t.start, t.end))
 
 
 def _number(value: object, default: float) -> float:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else default
 
 
-def derive(conn: Connection, stored: list[StoredDutyEvent], until: float) -> list[DutyEvent]:
+@dataclass(slots=True)
+class Derived:
+    """The engines' input, and what it rests on."""
+
+    events: list[DutyEvent]
+    trips_used: int = 0
+    latest_trip_arrival: float | None = None
+    vehicles: set[str] | None = None
+
+
+def derive(conn: Connection, stored: list[StoredDutyEvent], until: float) -> Derived:
     """The duty events the rule engines read: stored ones, with driving filled in from the vehicle's trips
     while the driver is logged in on it (on duty, naming the device)."""
-    out: list[DutyEvent] = []
+    out = Derived([], vehicles=set())
+    assert out.vehicles is not None
     for i, e in enumerate(stored):
         end = stored[i + 1].at if i + 1 < len(stored) else until
-        out.append(DutyEvent(round(e.at), e.status))
+        out.events.append(DutyEvent(round(e.at), e.status))
         if e.status != DutyStatus.ON_DUTY or e.device_id is None or end <= e.at:
             continue
-        for a, b in trips(conn, e.device_id, e.at, end):
-            out.append(DutyEvent(round(max(a, e.at)), DutyStatus.DRIVING))
-            if b < end:
-                out.append(DutyEvent(round(b), DutyStatus.ON_DUTY))
+        out.vehicles.add(e.device_id)
+        for trip in trips(conn, e.device_id, e.at, end):
+            out.trips_used += 1
+            out.latest_trip_arrival = max(out.latest_trip_arrival or 0.0, trip.arrived_at)
+            out.events.append(DutyEvent(round(max(trip.start, e.at)), DutyStatus.DRIVING))
+            if trip.end < end:
+                out.events.append(DutyEvent(round(trip.end), DutyStatus.ON_DUTY))
     return out

@@ -5,9 +5,10 @@ rule pack as of a time.
 US cycle, two weeks plus the previous weekly rest for the EU) with room. Whatever happened before it is
 taken as rest, the packs' stated assumption, so the lookback must stay longer than any window.
 
-The report says which events it rests on (``events_used``, ``latest_recorded_at``): duty events entered late
-(staff corrections, a vehicle's backlog arriving) change the answer for the same ``at``, and the caller can
-see the report was revised.
+The report says what it rests on: duty events (``events_used``, ``latest_recorded_at``) and the vehicles'
+trips (``trips_used``, ``latest_trip_arrival``). Data that arrives late (a staff correction, a vehicle's backlog)
+changes the answer for the same ``at``, and these show it was revised; ``provisional_vehicles`` names the
+vehicles whose devices still report unsent records, so the answer may change again.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ import time
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
 from cloud_sync.compliance import drivers, rulepack
 from cloud_sync.compliance.duty import timeline
 from cloud_sync.compliance.errors import Invalid
 from cloud_sync.compliance.report import HoursReport
+from cloud_sync.store import schema
 from edge_agent.errors import ConfigError
 
 LOOKBACK_S = 28 * 24 * 3600
@@ -37,6 +39,9 @@ class DriverHours:
     events_used: int
     latest_recorded_at: float | None
     timezone: str
+    trips_used: int
+    latest_trip_arrival: float | None
+    provisional_vehicles: list[str]
 
 
 def evaluate(conn: Connection, driver_id: str, pack_name: str, *, at: float | None = None,
@@ -54,9 +59,20 @@ def evaluate(conn: Connection, driver_id: str, pack_name: str, *, at: float | No
     stored = drivers.events(conn, driver_id, now - LOOKBACK_S, now)
     derived = drivers.derive(conn, stored, now)
     until = round(now)
-    report = pack.evaluate(timeline(derived, until), until, dict(choices or {}))
+    report = pack.evaluate(timeline(derived.events, until), until, dict(choices or {}))
     latest = max((e.recorded_at for e in stored), default=None)
-    return DriverHours(driver_id, pack, now, report, len(stored), latest, str(pack.timezone))
+    return DriverHours(driver_id, pack, now, report, len(stored), latest, str(pack.timezone), derived.trips_used,
+                       derived.latest_trip_arrival, _with_backlog(conn, derived.vehicles or set()))
+
+
+def _with_backlog(conn: Connection, vehicles: set[str]) -> list[str]:
+    """Vehicles the answer used whose device reports records not yet sent (``device_health.backlog_records``):
+    their trips may still arrive and change it."""
+    if not vehicles:
+        return []
+    h = schema.device_health
+    rows = conn.execute(select(h.c.device_id).where(h.c.device_id.in_(sorted(vehicles)), h.c.backlog_records > 0))
+    return sorted(rows.scalars())
 
 
 def zone(name: str) -> ZoneInfo:

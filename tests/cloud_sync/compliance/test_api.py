@@ -56,12 +56,17 @@ def test_hours_from_login_and_the_vehicles_trips_then_revised_by_a_correction(ap
     # Ann logs in on the truck at 06:00 and out at 19:30; the truck drives 06:00-11:00 and 11:30-17:31.
     _ok(client.post("/v1/drivers/d-ann/duty-events", headers=ADMIN, json={"source": "vehicle", "events": [
         {"at": T, "status": "on_duty", "device_id": "truck-a"}, {"at": T + 13.5 * H, "status": "off"}]}), 201)
+    url = "/v1/drivers/d-ann/hours?pack=us_fmcsa_property"
+    early = _ok(client.get(f"{url}&at={T + 14 * H}", headers=ADMIN))  # the truck's trips have not arrived yet
+    assert early["violations"] == [] and early["trips_used"] == 0 and early["latest_trip_arrival"] is None
     _trip(truck, T, T + 5 * H)
     _trip(truck, T + 5.5 * H, T + 11.5 * H + 60)
+    truck.add("health", T + 14 * H, {"backlog_records": 120})  # the device says more is on its way
     truck.send()
-    url = "/v1/drivers/d-ann/hours?pack=us_fmcsa_property"
     hours = _ok(client.get(f"{url}&at={T + 14 * H}", headers=ADMIN))
     assert hours["timezone"] == "America/Chicago" and hours["events_used"] == 2
+    assert hours["trips_used"] == 2 and hours["latest_trip_arrival"] is not None
+    assert hours["provisional_vehicles"] == ["truck-a"]
     assert [(v["rule"], v["minutes"], v["at"]) for v in hours["violations"]] == [
         ("driving_11h", 1.0, T + 11.5 * H)]
     assert hours["violations"][0]["cite"] == "49 CFR 395.3(a)(3)(i)"
@@ -69,6 +74,9 @@ def test_hours_from_login_and_the_vehicles_trips_then_revised_by_a_correction(ap
     assert left["driving_11h"] == 0 and left["cycle_70_8"] == 4200 - 13.5 * 60
     assert hours["driving_left_minutes"] == 0
     first_recorded = hours["latest_recorded_at"]
+    truck.add("health", T + 14.5 * H, {"backlog_records": 0})
+    truck.send()
+    assert _ok(client.get(f"{url}&at={T + 14 * H}", headers=ADMIN))["provisional_vehicles"] == []
     # Staff learn the second trip was Bob's, not Ann's: Ann went off duty at 11:00. Same 'at', new answer.
     _ok(client.post("/v1/drivers/d-ann/duty-events", headers=ADMIN, json={"events": [
         {"at": T + 5 * H, "status": "off", "note": "second trip was d-bob's"}]}), 201)
