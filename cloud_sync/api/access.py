@@ -113,6 +113,9 @@ ACCESS: dict[str, Rule] = {
     "GET /v1/users": allow(ADMIN, AUDITOR),
     "POST /v1/users": allow(ADMIN),
     "POST /v1/users/{name}/tokens": allow(ADMIN),
+    # data subject rights (cloud_sync.governance.subjects): a driver's whole record, their locations included
+    "GET /v1/subjects/drivers/{driver}/export": allow(ADMIN, personal=LOCATION),
+    "POST /v1/subjects/drivers/{driver}/erase": allow(ADMIN),
     # reports: KPIs per vehicle and depot (no location); depot-scoped callers see their depots only
     "GET /v1/reports/kpis": allow(ADMIN, FLEET_MANAGER, EXECUTIVE, DISPATCHER, TECHNICIAN, COMPLIANCE_OFFICER,
                                   scope=ROUTE),

@@ -96,6 +96,8 @@ def _audit(conn: Connection, caller: Principal, request: Request, key: str, subj
         detail["depots"] = sorted(caller.depots)
     if caller.token_id is not None:
         detail["token"] = caller.token_id
+    if subject is None and request.path_params:  # whose data: the route's first path parameter (a driver, ...)
+        subject = _cut(str(next(iter(request.path_params.values()))))
     audit.append(conn, caller.actor, caller.role.value, key, subject, detail)
 
 

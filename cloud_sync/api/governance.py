@@ -1,18 +1,21 @@
 """Governance routes: staff users and their API tokens (admin), the audit trail and its verification
-(admin, auditor). Who may call each is declared in ``cloud_sync.api.access.ACCESS``."""
+(admin, auditor), a driver's data export and erasure (admin; ``cloud_sync.governance.subjects``).
+Who may call each is declared in ``cloud_sync.api.access.ACCESS``."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from cloud_sync.api.deps import CallerDep, ConnDep, ServicesDep
 from cloud_sync.api.schemas import Message
-from cloud_sync.governance import audit, identity
+from cloud_sync.governance import audit, identity, subjects
 from cloud_sync.governance.identity import MAX_DEPOT_CHARS, MAX_DEPOTS_PER_USER, NAME_PATTERN, IdentityError
 from cloud_sync.governance.roles import Role
+from cloud_sync.store.engine import tag_non_finite
 
 router = APIRouter(prefix="/v1", tags=["governance"])
 DEFAULT_TOKEN_TTL_S = 90 * 24 * 3600
@@ -140,3 +143,26 @@ def verify_audit(conn: ConnDep, _caller: CallerDep) -> AuditVerdictPublic:
     v = audit.verify(conn)
     return AuditVerdictPublic(ok=v.ok, count=v.count, head_seq=v.head.seq, head_hash=v.head.hash.hex(),
                               broken_seq=v.broken_seq, reason=v.reason)
+
+
+DriverParam = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:@-]{1,64}$", description="driver id")]
+
+
+@router.get("/subjects/drivers/{driver}/export", summary="Everything held about a driver (GDPR Art. 15/20)",
+            responses={**_errors, 404: {"model": Message}, 200: {"content": {"application/json": {}}}})
+def export_driver(driver: DriverParam, conn: ConnDep, _caller: CallerDep) -> JSONResponse:
+    try:
+        data = subjects.export_driver(conn, driver)
+    except subjects.UnknownSubject as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    return JSONResponse(tag_non_finite(data), headers={"Content-Disposition": f'attachment; filename="{driver}.json"'})
+
+
+@router.post("/subjects/drivers/{driver}/erase", summary="Erase or pseudonymise a driver's data (GDPR Art. 17), "
+             "keeping the records the law requires", responses={**_errors, 404: {"model": Message}})
+def erase_driver(driver: DriverParam, services: ServicesDep, caller: CallerDep) -> dict[str, int]:
+    try:
+        with services.engine.begin() as conn:
+            return subjects.erase_driver(conn, driver, caller.actor, caller.role.value)
+    except subjects.UnknownSubject as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None

@@ -137,7 +137,7 @@ def append(conn: Connection, actor: str, role: str, action: str, subject: str | 
     return Entry(seq, at, actor, role, action, subject, detail, head.hash, digest)
 
 
-def _entry(row: Any) -> Entry:
+def entry_from_row(row: Any) -> Entry:
     return Entry(row.seq, row.at, row.actor, row.role, row.action, row.subject, row.detail, bytes(row.prev_hash),
                  bytes(row.hash))
 
@@ -145,7 +145,7 @@ def _entry(row: Any) -> Entry:
 def _rows(conn: Connection) -> Iterator[Entry]:
     after = 0
     while True:
-        chunk = [_entry(r) for r in conn.execute(select(audit_log).where(audit_log.c.seq > after)
+        chunk = [entry_from_row(r) for r in conn.execute(select(audit_log).where(audit_log.c.seq > after)
                                                  .order_by(audit_log.c.seq).limit(VERIFY_CHUNK))]
         yield from chunk
         if len(chunk) < VERIFY_CHUNK:
@@ -156,7 +156,7 @@ def _rows(conn: Connection) -> Iterator[Entry]:
 def page(conn: Connection, after: int = 0, limit: int = 100) -> list[Entry]:
     """Entries with ``seq > after``, oldest first."""
     query = select(audit_log).where(audit_log.c.seq > after).order_by(audit_log.c.seq).limit(min(limit, MAX_PAGE))
-    return [_entry(r) for r in conn.execute(query)]
+    return [entry_from_row(r) for r in conn.execute(query)]
 
 
 def stored_head(conn: Connection) -> Head:

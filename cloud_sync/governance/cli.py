@@ -1,5 +1,6 @@
 """The governance subcommands of ``fleet-cloud``: ``add-user``, ``disable-user``, ``create-token``,
-``revoke-token``, ``list-tokens``, ``audit verify`` / ``audit export-head``, and ``retention show`` / ``retention run``.
+``revoke-token``, ``list-tokens``, ``audit verify`` / ``audit export-head``, ``retention show`` / ``retention run``,
+and ``subject export`` / ``subject erase``.
 
 Like ``cloud_sync.provisioning_cli``, ``cloud_sync.cli`` registers these parsers and hands the parsed
 arguments here. Administrative commands (these and ``cli.AUDITED_COMMANDS``) are appended to the audit trail
@@ -23,9 +24,10 @@ from typing import TYPE_CHECKING, Any
 from cloud_sync.provisioning_cli import parse_ttl
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
+    from sqlalchemy import Connection, Engine
 
-GOVERNANCE_COMMANDS = ("add-user", "disable-user", "create-token", "revoke-token", "list-tokens", "audit", "retention")
+GOVERNANCE_COMMANDS = ("add-user", "disable-user", "create-token", "revoke-token", "list-tokens", "audit", "retention",
+                       "subject")
 DEFAULT_TOKEN_TTL = "90d"
 #: Argument names never copied into audit entries (secrets, key material).
 SECRET_ARGS = frozenset({"token", "public_key", "password"})
@@ -67,6 +69,13 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     apply.add_argument("--dry-run", action="store_true", help="count only, change nothing")
     apply.add_argument("--every", type=parse_ttl, help="keep running at this interval (e.g. 1d) until killed")
     apply.add_argument("--json", action="store_true")
+    subject = sub.add_parser("subject", help="a driver's data: export it (GDPR Art. 15/20) or erase it (Art. 17)")
+    subject_sub = subject.add_subparsers(dest="subject_command", required=True)
+    out = subject_sub.add_parser("export", help="everything held about a driver, as JSON")
+    out.add_argument("--driver", required=True)
+    out.add_argument("--out", type=Path, help="write here (default: standard output)")
+    erase = subject_sub.add_parser("erase", help="erase or pseudonymise, keeping what the law requires; audited")
+    erase.add_argument("--driver", required=True)
 
 
 def _actor() -> str:
@@ -99,6 +108,8 @@ def run_governance_command(args: argparse.Namespace, engine: Engine) -> int:
         return _verify(args, engine) if args.audit_command == "verify" else _export(args, engine)
     if args.command == "retention":
         return _retention(args, engine)
+    if args.command == "subject":
+        return _subject(args, engine)
     if args.command == "list-tokens":
         return _list_tokens(args, engine)
     audit_cli_action(engine, args)
@@ -236,4 +247,35 @@ def _retention(args: argparse.Namespace, engine: Engine) -> int:
         if args.every is None:
             return 0
         time.sleep(args.every)
+
+
+def _subject(args: argparse.Namespace, engine: Engine) -> int:
+    from cloud_sync.governance import subjects
+    from cloud_sync.store.engine import tag_non_finite
+
+    try:
+        if args.subject_command == "export":
+            with engine.begin() as conn:  # the export is itself a read of personal data: audited
+                data = subjects.export_driver(conn, args.driver)
+                audit_cli_action_in(conn, args, args.driver)
+            text = json.dumps(tag_non_finite(data), indent=1, allow_nan=False)
+            if args.out is None:
+                print(text)
+            else:
+                args.out.write_text(text + "\n")
+                print(f"wrote {args.out}")
+            return 0
+        with engine.begin() as conn:
+            done = subjects.erase_driver(conn, args.driver, _actor(), "admin")
+    except subjects.UnknownSubject as exc:
+        print(f"fleet-cloud: {exc}", file=sys.stderr)
+        return 1
+    print(f"erased driver {args.driver}: " + ", ".join(f"{k} {v}" for k, v in done.items()))
+    return 0
+
+
+def audit_cli_action_in(conn: Connection, args: argparse.Namespace, subject: str) -> None:
+    from cloud_sync.governance import audit
+
+    audit.append(conn, _actor(), "admin", f"cli {args.command} {args.subject_command}", subject, {})
 

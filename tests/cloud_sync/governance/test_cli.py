@@ -93,3 +93,27 @@ def test_retention_from_the_command_line(tmp_path, cli, monkeypatch):
     monkeypatch.delenv("FLEET_CLOUD_RETENTION_WORKING_TIME_DAYS")
     ran = cli("--database-url", db, "retention", "run", "--days", "live_dispatch=7", "--json")
     assert ran.returncode == 0 and json.loads(ran.stdout)["live_dispatch"]["days"] == 7
+
+
+def test_subject_export_and_erase_from_the_command_line(tmp_path, cli):
+    from sqlalchemy import insert
+
+    from cloud_sync.compliance.tables import drivers
+    from cloud_sync.governance import audit
+    from cloud_sync.store import migrate
+
+    db = f"sqlite:///{tmp_path / 'cloud.db'}"
+    engine = make_engine(db)
+    migrate(engine)
+    with engine.begin() as conn:
+        conn.execute(insert(drivers).values(id="drv-1", name="Dana", created_at=0.0))
+    out = tmp_path / "drv-1.json"
+    assert cli("--database-url", db, "subject", "export", "--driver", "drv-1", "--out", str(out)).returncode == 0
+    assert json.loads(out.read_text())["driver"]["name"] == "Dana"
+    assert cli("--database-url", db, "subject", "export", "--driver", "nobody").returncode == 1
+    erased = cli("--database-url", db, "subject", "erase", "--driver", "drv-1")
+    assert erased.returncode == 0 and "erased driver drv-1" in erased.stdout
+    with engine.connect() as conn:
+        assert [(e.action, e.subject) for e in audit.page(conn)] == [("cli subject export", "drv-1"),
+                                                                    ("erase driver", "drv-1")]
+    engine.dispose()

@@ -17,7 +17,7 @@ from cloud_sync.main import create_app  # noqa: E402
 from cloud_sync.settings import Settings  # noqa: E402
 from tests.cloud_sync.governance.conftest import ADMIN_TOKEN, STAFF_TOKEN  # noqa: E402
 
-FUZZ_EXAMPLES = int(os.environ.get("FLEET_FUZZ_EXAMPLES", "8"))
+FUZZ_EXAMPLES = int(os.environ.get("FLEET_FUZZ_EXAMPLES", "6"))
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
