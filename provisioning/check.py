@@ -11,6 +11,7 @@ decoders and wire code (see ``check_can``, ``check_bus``, ``check_gnss``, ``chec
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,13 +74,21 @@ def run_checks(directory: Path, options: CheckOptions, progress: Progress,
             if on_result is not None:
                 on_result(render_line(r))
 
-    if "can" in options.groups:
+    holder = _agent_holding_ports(config)
+    if holder is not None:
+        add(holder)
+    serial_can = config.can is not None and config.can.interface == "slcan"
+    if "can" in options.groups and holder is not None and serial_can:
+        add(*(skipped(n, "the running agent holds the adapter") for n in ("CAN traffic", "vehicle protocol", "VIN")))
+    elif "can" in options.groups:
         can = check_can(config, load_profile(config.profile), options.traffic_wait_s, progress)
         add(*can.results)
         if not any(r.name == "VIN" for r in can.results):
             add(_vin(enrolment.vin, can.vin, can.vin_source))
     gnss_offset = None
-    if "gnss" in options.groups:
+    if "gnss" in options.groups and holder is not None and config.gnss is not None:
+        add(skipped("GNSS fix", "the running agent holds the receiver's port"))
+    elif "gnss" in options.groups:
         gnss = check_gnss(config, options.fix_wait_s, progress)
         add(gnss.result)
         gnss_offset = gnss.clock_offset_s
@@ -91,6 +100,22 @@ def run_checks(directory: Path, options: CheckOptions, progress: Progress,
             add(check_certificate(config.uplink))
             add(*check_broker(enrolment.device_id, config.uplink, options.ack_wait_s, progress).results)
     return enrolment.device_id, results
+
+
+def _agent_holding_ports(config: AgentConfig) -> CheckResult | None:
+    """A running agent reads the same serial ports (slcan adapter, GNSS receiver): two readers of one tty each
+    get part of the bytes, so the check would see garbage. SocketCAN is shared by the kernel and is fine."""
+    if not ((config.can is not None and config.can.interface == "slcan") or config.gnss is not None):
+        return None
+    try:
+        pid = int(json.loads(config.status_path.read_text(encoding="utf-8"))["pid"])
+        os.kill(pid, 0)
+    except PermissionError:
+        pass  # alive, under the agent's own user
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # no status, or its process is gone: nobody holds the ports
+    return failed("agent stopped", f"fleet-agent (pid {pid}) is running and reads the serial ports the check needs",
+                  "stop it for the check (`systemctl stop fleet-agent`), then start it again")
 
 
 def _vin(enrolled: str, read: str | None, source: str | None) -> CheckResult:

@@ -32,7 +32,9 @@ PGN_HOURS = 65253  # J1939-71: engine hours, revolutions
 REQUEST_PRIORITY = 6  # J1939-21: the default priority of a request
 GLOBAL = 0xFF
 #: Our source address while asking: 249, "off-board diagnostic-service tool #1" (J1939 Appendix B,
-#: Table B2), which is what an installer's preflight is; the agent itself only listens on J1939.
+#: Table B2), which is what an installer's preflight is; the agent itself only listens on J1939. We do not
+#: claim it first (J1939-81 expects a claim before other traffic): the check sends three requests and
+#: leaves, and a service tool plugged in at the same time would see them as its own address's.
 CHECK_ADDRESS = 0xF9
 #: How long answers are collected. A node answers a request within Tr = 200 ms (J1939-21 5.12.3); a VIN
 #: comes by BAM, its packets 50-200 ms apart (J1939-21 5.10.2.1), four packets for 17 characters and '*'.

@@ -159,3 +159,18 @@ def test_a_revoked_device_fails_the_test_batch_with_the_fix(cloud: Cloud, tmp_pa
     batch = checks["test batch"]
     assert batch["status"] == "fail" and batch["details"]["reason"] == "revoked", batch
     assert "new identity" in batch["fix"]
+
+
+def test_a_running_agent_holding_the_serial_ports_is_reported(truck_device: Path) -> None:
+    status = truck_device.parent / "data" / "status.json"
+    status.parent.mkdir(exist_ok=True)
+    status.write_text(json.dumps({"pid": os.getpid()}))  # this process stands in for a running agent
+    try:
+        rewire(truck_device, "/dev/null", "/dev/null")
+        code, checks = check(truck_device, "--only", "can,gnss")
+    finally:
+        status.unlink()
+    assert code == 1
+    holder = checks["agent stopped"]
+    assert holder["status"] == "fail" and "systemctl stop fleet-agent" in holder["fix"]
+    assert checks["CAN traffic"]["status"] == checks["GNSS fix"]["status"] == "skip"
