@@ -12,7 +12,8 @@ a period is the first part of a split daily rest (3 + 9, Art. 4(g) second subpar
   (regular, or 9 h after a 3-hour first part) inside those 24 h; Art. 8(4): at most three reduced daily rests
   between two weekly rests;
 - Art. 8(6): a weekly rest (at least 24 h) starts at the latest six 24-hour periods after the previous one
-  ended, and any two consecutive weeks hold two weekly rests, at least one regular (45 h).
+  ended, and any two consecutive weeks hold two weekly rests, at least one regular (45 h); a reduced weekly
+  rest is compensated within three weeks (``eu_weekly``).
 
 Art. 7 (4.5 h of driving, then 45 min or 15 + 30 min of rest, in that order) and Art. 6(2)/(3) (56 h per
 week, 90 h per two consecutive weeks, weeks from Monday 00:00, Art. 4(i)) are one forward pass.
@@ -23,7 +24,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from cloud_sync.compliance import calendar
+from cloud_sync.compliance import calendar, eu_weekly
 from cloud_sync.compliance.duty import HOUR, DutyStatus, Run, Segment, runs
 from cloud_sync.compliance.report import Accumulator, Allowance, HoursReport, TimeLeft, claim
 from cloud_sync.compliance.rulepack import Rule, RulePack
@@ -35,7 +36,7 @@ KINDS: dict[str, tuple[str, ...]] = {
     "fortnight_driving": ("limit_min",),
     "daily_rest": ("regular_min", "reduced_min", "split_first_min", "split_second_min", "within_min"),
     "reduced_daily_rests": ("max_between_weekly_rests",),
-    "weekly_rest": ("regular_min", "reduced_min", "start_within_min"),
+    "weekly_rest": ("regular_min", "reduced_min", "start_within_min", "compensate_within_weeks"),
 }
 WEEK_S = 7 * 24 * HOUR
 
@@ -70,9 +71,10 @@ def evaluate(pack: RulePack, segments: list[Segment], now: int, choices: dict[st
     acc = Accumulator()
     report = HoursReport(pack.name, now)
     report.time_left.append(_continuous(r.cont, all_runs, now, acc))
-    ongoing, weekly_rests, ext_used = _periods(pack, r, all_runs, first, now, acc)
+    ongoing, rests, ext_used = _periods(pack, r, all_runs, first, now, acc)
     report.time_left.extend(_weekly_driving(pack, r, segments, now, acc))
-    _fortnight_rests(pack, r.wrest, weekly_rests, first, now, acc)
+    eu_weekly.fortnights(pack, r.wrest, rests, first, now, acc)
+    eu_weekly.compensation(pack, r.wrest, r.rest, rests, now, acc)
     report.violations.extend(acc.result())
     ext_max = r.daily.count("extensions_per_week")
     limit = r.daily.seconds("extended" if ongoing.extensions_before < ext_max else "limit")
@@ -132,7 +134,8 @@ def _periods(pack: RulePack, r: _Rules, all_runs: list[Run], first: int, now: in
     # Before the first event: a regular weekly rest (duty.py: timelines start rested).
     start = all_runs[0].end if all_runs and all_runs[0].rest else first
     weekly_end = start
-    weekly_rests = [Run(True, start - r.wrest.seconds("regular"), start, ())]
+    # Every rest that ended a daily period (daily or weekly), the assumed weekly rest before the timeline first.
+    rests = [Run(True, start - r.wrest.seconds("regular"), start, ())]
     split_first, reduced_used, driving = False, 0, 0
     work: list[Segment] = []
     ext_used: dict[int, int] = defaultdict(int)
@@ -163,8 +166,8 @@ def _periods(pack: RulePack, r: _Rules, all_runs: list[Run], first: int, now: in
                 acc.add(r.reduced.id, r.reduced.cite, start, window_end, run.start, regular_min - portion,
                         f"reduced daily rest number {reduced_used} since the last weekly rest")
         if weekly:
-            weekly_rests.append(run)
             weekly_end, reduced_used = run.end, 0
+        rests.append(run)
         start, split_first, work = run.end, False, []
     start = min(start, now)
     before = ext_used[calendar.week_start(start, pack.timezone)]
@@ -179,7 +182,7 @@ def _periods(pack: RulePack, r: _Rules, all_runs: list[Run], first: int, now: in
                 f"no daily rest within {within // HOUR} h of the previous rest")
     if weekly_end + r.wrest.seconds("start_within") < now:
         _weekly_start(r.wrest, weekly_end, now, acc)
-    return _Ongoing(start, driving, split_first, reduced_used, weekly_end, before), weekly_rests, ext_used
+    return _Ongoing(start, driving, split_first, reduced_used, weekly_end, before), rests, ext_used
 
 
 def _daily_driving(pack: RulePack, rule: Rule, start: int, end: int, work: list[Segment],
@@ -241,25 +244,6 @@ def _cumulative(rule: Rule, start: int, end: int, pieces: list[tuple[int, int]],
         for x, y in claim(flagged, rule.id, over, b):
             acc.add(rule.id, rule.cite, start, end, x, y - x, f"more than {limit // HOUR} h of driving")
         done += b - a
-
-
-def _fortnight_rests(pack: RulePack, rule: Rule, weekly_rests: list[Run], first: int, now: int,
-                     acc: Accumulator) -> None:
-    """Art. 8(6): two weekly rests in any two consecutive weeks, one of them regular. A rest overlapping the
-    fortnight counts for it (Art. 8(9): a rest spanning two weeks may count in either)."""
-    tz = pack.timezone
-    regular, reduced = rule.seconds("regular"), rule.seconds("reduced")
-    week = calendar.week_start(first, tz)
-    while True:
-        end = calendar.week_start(week, tz, back=-2)
-        if end > now:
-            return
-        inside = sorted((run.seconds for run in weekly_rests if run.start < end and run.end > week), reverse=True)
-        longest, second = [*inside, 0, 0][:2]
-        short = max(0, regular - longest) + max(0, reduced - second)
-        acc.add(rule.id, rule.cite, week, end, end, short,
-                "two consecutive weeks without a regular and a second weekly rest")
-        week = calendar.week_start(week, tz, back=-1)
 
 
 def _left(rule: Rule, start: int, end: int | None, limit: int, used: int) -> TimeLeft:
