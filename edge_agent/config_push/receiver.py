@@ -159,6 +159,9 @@ class ConfigReceiver:
             return self._reject("apply_failed", str(exc), config.version)
         except FleetError as exc:
             return self._reject("invalid_content", str(exc), config.version)
+        except Exception as exc:  # a loader bug met by odd content must not stop the vehicle's daemon
+            log.exception("config v%d: applying it failed unexpectedly", config.version)
+            return self._reject("invalid_content", repr(exc), config.version)
         self.running, self.running_blob = config, blob
         try:
             self.files.promote(blob)

@@ -133,7 +133,7 @@ def canonical_body(config: SignedConfig) -> bytes:
     try:
         text = json.dumps(config.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=False,
                           allow_nan=False)
-    except (ValueError, TypeError) as exc:  # a NaN or a non-JSON value inside the GeoJSON
+    except (ValueError, TypeError, RecursionError) as exc:  # NaN, a non-JSON value or absurd nesting in the GeoJSON
         raise WireError("invalid_record", f"config is not strict JSON: {exc}") from None
     return text.encode("utf-8")
 
@@ -166,8 +166,8 @@ def open_config(blob: bytes, fleet_key: Ed25519PublicKey) -> SignedConfig:
     try:
         doc = json.loads(signed[len(MAGIC) + 1:].decode("utf-8"),
                          parse_constant=_refuse_constant)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise _malformed(f"body is not JSON: {exc}") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise _malformed(f"body is not JSON: {exc!r:.200}") from None
     if not isinstance(doc, dict) or set(doc) != _FIELDS:
         raise _malformed(f"body must be an object with exactly the fields {sorted(_FIELDS)}")
     thresholds = doc["thresholds"]

@@ -220,3 +220,15 @@ def test_fleet_agent_status_shows_the_config(rig: Rig) -> None:
     rig.push(rig.seal(5, expires_in=-5))
     text = format_status(Daemon(rig.agent, "unused").status())
     assert "config          v4 pushed by the cloud; last push refused (expired: expired" in text
+
+
+@pytest.mark.parametrize("fences", [
+    {"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {"id": "x", "radius_m": "far"},
+                                                "geometry": {"type": "Point", "coordinates": ["a", None]}}]},
+    {"type": "FeatureCollection", "features": "not a list"},
+    {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[[500, 0], [0, 0], [0, 1], [500, 0]]]}},
+    {"type": "Topology"},
+])
+def test_odd_geojson_is_refused_never_a_crash(rig: Rig, fences: dict[str, Any]) -> None:
+    assert rig.push(rig.seal(1, geofences=fences)) == "invalid_content"
+    assert rig.receiver.version == 0 and "geofence" not in rig.agent.pipeline.detectors

@@ -103,6 +103,18 @@ def test_sealing_refuses_what_the_receiver_would_refuse() -> None:
         seal_config(_config(geofences=fence), KEY)
     with pytest.raises(WireError, match="strict JSON"):
         seal_config(_config(geofences={"v": float("nan")}), KEY)
+    deep: dict[str, object] = {}
+    for _ in range(100_000):
+        deep = {"d": deep}
+    with pytest.raises(WireError, match="strict JSON"):
+        seal_config(_config(geofences=deep), KEY)
+
+
+def test_absurd_nesting_in_a_signed_body_is_malformed_not_a_crash() -> None:
+    body = (b'{"device_id":"t","version":1,"issued_at":1,"expires_at":2,"profile":null,"thresholds":{},'
+            b'"geofences":' + b"[" * 100_000 + b"]" * 100_000 + b"}")
+    signed = MAGIC + b"\x01" + body
+    assert _reason(signed + KEY.sign(signed)) == "malformed"
 
 
 @pytest.mark.parametrize("overrides", [
