@@ -100,11 +100,5 @@ class Accumulator:
             self._items[key] = Violation(rule, cite, start, max(end, old.end), old.at,
                                          old.minutes + seconds / 60, old.detail)
 
-    def close(self, rule: str, start: int, end: int) -> None:
-        """Set the window end of an open violation (the window closed later than the breach)."""
-        old = self._items.get((rule, start))
-        if old is not None:
-            self._items[(rule, start)] = Violation(old.rule, old.cite, old.start, end, old.at, old.minutes, old.detail)
-
     def result(self) -> list[Violation]:
         return sorted(self._items.values(), key=lambda v: (v.at, v.rule))
