@@ -29,6 +29,8 @@ STATUS_BY_REASON = {
     "replay": 409, "seq_reused": 409, "chain_broken": 409,
     "decompression_bomb": 413, "too_large": 413, "unstorable": 422, STORE_UNAVAILABLE: 503,
 }
+#: Seconds a client should wait after a 503 (as the app-wide store-unavailable handler in ``cloud_sync.main``).
+RETRY_AFTER_S = 5
 
 
 def _reply(ack: Ack, http_status: int | None = None) -> JSONResponse:
@@ -36,7 +38,8 @@ def _reply(ack: Ack, http_status: int | None = None) -> JSONResponse:
         http_status = 200 if ack.status != "rejected" else STATUS_BY_REASON.get(ack.reason, 400)
     fields = {k: getattr(ack, k) for k in AckPublic.model_fields}
     fields["batch_hash"] = None if ack.batch_hash is None else ack.batch_hash.hex()
-    return JSONResponse(AckPublic(**fields).model_dump(), status_code=http_status)
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if ack.reason == STORE_UNAVAILABLE else None
+    return JSONResponse(AckPublic(**fields).model_dump(), status_code=http_status, headers=headers)
 
 
 def _refuse(services: ServicesDep, reason: str, http_status: int) -> JSONResponse:
