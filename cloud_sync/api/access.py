@@ -159,6 +159,7 @@ ACCESS: dict[str, Rule] = {
     "DELETE /v1/vehicles/{device}/services/{task_id}/snooze": allow(*_MAINT_WRITERS, device="device"),
     # compliance (cloud_sync.api.compliance): a driver's duty events and hours are personal data (audited);
     # driver routes check the driver's depot themselves (scope=ROUTE)
+    "GET /v1/compliance/hours": allow(*_COMPL_READERS, scope=ROUTE, personal=DRIVING_HOURS),
     "GET /v1/compliance/rule-packs": allow(*EVERY_ROLE),
     "POST /v1/drivers": allow(ADMIN, FLEET_MANAGER, COMPLIANCE_OFFICER, scope=ROUTE),
     "GET /v1/drivers/{driver}/duty-events": allow(*_COMPL_READERS, scope=ROUTE, personal=DRIVING_HOURS),
@@ -170,6 +171,9 @@ ACCESS: dict[str, Rule] = {
     "POST /v1/vehicles/{device}/dvirs/{report_id}/review": allow(*_COMPL_WRITERS, device="device"),
     "GET /v1/vehicles/{device}/safety": allow(*_READERS, device="device"),
 }
+
+#: LOCATION routes open to roles outside ``SEES_LOCATION`` because the route strips the location for them.
+LOCATION_STRIPPED = frozenset({"GET /v1/vehicles"})
 
 #: Routes Starlette serves itself (no FastAPI dependencies run there): the schema and its viewers.
 #: They describe the API, never data. The walking test checks nothing else bypasses ``authorize``.

@@ -9,9 +9,9 @@ import fastapi.routing
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute, Route
 
-from cloud_sync.api.access import ACCESS, DOCS_ROUTES, route_key
-from cloud_sync.governance.roles import Role
-from tests.cloud_sync.governance.conftest import ADMIN_TOKEN, DEVICE_A, STAFF_TOKEN
+from cloud_sync.api.access import ACCESS, DOCS_ROUTES, LOCATION, LOCATION_STRIPPED, route_key
+from cloud_sync.governance.roles import FLEET_WIDE, SEES_LOCATION, Role
+from tests.cloud_sync.governance.conftest import ADMIN_TOKEN, DEVICE_A, DEVICE_B, STAFF_TOKEN
 
 #: Values for path parameters: a device the depot-A users may see; otherwise values that pass the usual patterns.
 SAMPLE_PARAMS = {"device": DEVICE_A, "token_id": "0" * 16, "name": "nobody"}
@@ -36,8 +36,9 @@ def _api_routes(app) -> list[tuple[str, str, APIRoute]]:
     return out
 
 
-def _concrete(path: str) -> str:
-    return re.sub(r"\{(\w+)(:\w+)?\}", lambda m: SAMPLE_PARAMS.get(m.group(1), FALLBACK_PARAM), path)
+def _concrete(path: str, **override: str) -> str:
+    values = {**SAMPLE_PARAMS, **override}
+    return re.sub(r"\{(\w+)(:\w+)?\}", lambda m: values.get(m.group(1), FALLBACK_PARAM), path)
 
 
 def test_every_route_is_declared_and_every_declaration_is_a_route(world):
@@ -90,3 +91,23 @@ def test_a_route_missing_from_the_table_is_refused_even_to_admins(world):
     assert "leaked" not in r.text
     r = world.client.get("/v1/undeclared")
     assert r.status_code == 403
+
+
+def test_routes_addressing_a_device_hide_other_depots_vehicles_from_every_depot_scoped_role(world):
+    client, checked = world.client, 0
+    for method, path, _route in _api_routes(client.app):
+        rule = ACCESS[route_key(method, path)]
+        if rule.device is None:
+            continue
+        for role in rule.roles - FLEET_WIDE:  # the fixture's users of these roles see depot A only
+            r = client.request(method, _concrete(path, **{rule.device: DEVICE_B}), headers=world.auth(role))
+            assert r.status_code == 404 and DEVICE_B in r.json()["detail"], (role, method, path, r.text)
+            checked += 1
+    assert checked > 10
+
+
+def test_only_roles_that_may_see_location_are_served_it():
+    for key, rule in ACCESS.items():
+        if rule.personal == LOCATION and key not in LOCATION_STRIPPED:
+            assert rule.roles <= SEES_LOCATION, f"{key}: {sorted(rule.roles - SEES_LOCATION)} may not see location"
+    assert Role.TECHNICIAN not in SEES_LOCATION
