@@ -8,6 +8,8 @@ the driver's depot (a driver the caller may not see is a 404, as an unknown one 
 
 from __future__ import annotations
 
+import functools
+import time
 from collections.abc import Callable
 from typing import Annotated, TypeVar
 
@@ -20,6 +22,7 @@ from cloud_sync.api.compliance_schemas import (
     CertifyCreate,
     DefectBody,
     DriverCreate,
+    DriverHoursSummary,
     DriverPublic,
     DutyEventPublic,
     DutyEventsCreate,
@@ -27,6 +30,7 @@ from cloud_sync.api.compliance_schemas import (
     DvirCreate,
     DvirPublic,
     DvirsPublic,
+    FleetHoursPublic,
     HoursPublic,
     IdsPublic,
     MovementPublic,
@@ -51,6 +55,8 @@ DeviceParam = Annotated[str, Path(pattern=f"^{DEVICE_ID_RE.pattern}$", descripti
 DriverParam = Annotated[str, Path(min_length=1, max_length=64, description="driver id")]
 AtParam = Annotated[float | None, Query(allow_inf_nan=False, ge=0, le=MAX_TIME, description="as of (default now)")]
 CycleParam = Annotated[str | None, Query(max_length=64, description="US: cycle_70_8 (default) or cycle_60_7")]
+#: Most drivers one fleet-hours call evaluates (each is a pass over four weeks of history, ~20-35 ms).
+MAX_FLEET_DRIVERS = 500
 ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": Message}, 403: {"model": Message}, 404: {"model": Message},
     409: {"model": Message, "description": "conflicts with stored state"},
@@ -147,6 +153,35 @@ def driver_hours(driver: DriverParam, caller: CallerDep, conn: ConnDep,
         assumptions=list(h.pack.assumptions), events_used=h.events_used, latest_recorded_at=h.latest_recorded_at,
         trips_used=h.trips_used, latest_trip_arrival=h.latest_trip_arrival,
         provisional_vehicles=h.provisional_vehicles)
+
+
+@router.get("/v1/compliance/hours", summary="Drivers by least driving time left under a rule pack",
+            response_model=FleetHoursPublic, responses=ERRORS)
+def fleet_hours(caller: CallerDep, conn: ConnDep,
+                pack: Annotated[str, Query(max_length=64, description="rule pack, e.g. eu_561_2006")],
+                depot: Annotated[str | None, Query(max_length=128)] = None, at: AtParam = None,
+                cycle: CycleParam = None,
+                limit: Annotated[int, Query(ge=1, le=MAX_FLEET_DRIVERS)] = 100) -> FleetHoursPublic:
+    """Who is close to a limit: every visible driver (of ``depot``) evaluated as of ``at``."""
+    if depot is not None:
+        check_depot(caller, depot)
+    now = time.time() if at is None else at
+    choices = {} if cycle is None else {"cycle": cycle}
+    out = []
+    for d in drivers.list_drivers(conn, depot, limit=MAX_FLEET_DRIVERS):
+        if not caller.sees_depot(d.depot):
+            continue
+        h = _run(functools.partial(hours.evaluate, conn, d.id, pack, at=now, choices=choices))
+        r = h.report
+        limiting = min((t for t in r.time_left if t.limits_driving), key=lambda t: t.left_minutes, default=None)
+        out.append(DriverHoursSummary(
+            driver_id=d.id, name=d.name, depot=d.depot, driving_left_minutes=r.driving_left_minutes,
+            limiting_rule=None if limiting is None else limiting.rule, violations=len(r.violations),
+            violation_minutes=sum(v.minutes for v in r.violations), provisional=bool(h.provisional_vehicles)))
+        if len(out) >= limit:
+            break
+    out.sort(key=lambda x: (x.driving_left_minutes, x.driver_id))
+    return FleetHoursPublic(pack=pack, at=now, drivers=out)
 
 
 def _dvir(r: dvir.Report) -> DvirPublic:

@@ -114,6 +114,23 @@ class HoursPublic(BaseModel):
                                                         "the answer may still change")
 
 
+class DriverHoursSummary(BaseModel):
+    driver_id: str
+    name: str
+    depot: str | None
+    driving_left_minutes: float
+    limiting_rule: str | None = Field(description="the rule that leaves the least driving time")
+    violations: int
+    violation_minutes: float
+    provisional: bool
+
+
+class FleetHoursPublic(BaseModel):
+    pack: str
+    at: float
+    drivers: list[DriverHoursSummary] = Field(description="least driving time left first")
+
+
 class RulePublic(BaseModel):
     id: str
     kind: str

@@ -66,6 +66,13 @@ def get_driver(conn: Connection, driver_id: str) -> Driver | None:
     return Driver(m["id"], m["name"], m["depot"], m["home_timezone"])
 
 
+def list_drivers(conn: Connection, depot: str | None = None, limit: int = 1000) -> list[Driver]:
+    query = select(drivers).order_by(drivers.c.id).limit(limit)
+    if depot is not None:
+        query = query.where(drivers.c.depot == depot)
+    return [Driver(r.id, r.name, r.depot, r.home_timezone) for r in conn.execute(query)]
+
+
 def require_driver(conn: Connection, driver_id: str) -> Driver:
     found = get_driver(conn, driver_id)
     if found is None:

@@ -91,6 +91,14 @@ def test_hours_from_login_and_the_vehicles_trips_then_revised_by_a_correction(ap
         {"rule": "continuous_4h30", "cite": "Regulation (EC) 561/2006 Art. 7 first paragraph",
          "window_start": T, "window_end": T + 5 * H, "at": T + 4.5 * H, "minutes": 30.0,
          "detail": "more than 270 minutes of driving without a break"}]
+    fleet = _ok(client.get(f"/v1/compliance/hours?pack=us_fmcsa_property&at={T + 14 * H}", headers=ADMIN))
+    assert [(d["driver_id"], d["driving_left_minutes"], d["limiting_rule"]) for d in fleet["drivers"]] == [
+        ("d-ann", 0, "window_14h"), ("d-bob", 480, "break_30min"), ("d-sue", 480, "break_30min")]
+    north = _token(engine, "nina", Role.DISPATCHER, ["north"])
+    fleet = _ok(client.get(f"/v1/compliance/hours?pack=eu_561_2006&at={T + 14 * H}", headers=north))
+    assert [d["driver_id"] for d in fleet["drivers"]] == ["d-ann", "d-bob"]
+    assert fleet["drivers"][0]["violations"] == 1 and fleet["drivers"][0]["violation_minutes"] == 30
+    assert client.get("/v1/compliance/hours?pack=eu_561_2006&depot=south", headers=north).status_code == 403
     events = _ok(client.get("/v1/drivers/d-ann/duty-events", headers=ADMIN))["events"]
     assert [(e["status"], e["source"], e["entered_by"]) for e in events] == [
         ("on_duty", "vehicle", "settings:admin"), ("off", "staff", "settings:admin"),
