@@ -216,7 +216,7 @@ def list_dvirs(device: DeviceParam, caller: CallerDep, conn: ConnDep,
 
 
 @router.post("/v1/vehicles/{device}/dvirs/{report_id}/certify",
-             summary="Certify the defects repaired, or repair unnecessary (49 CFR 396.11(a)(3))",
+             summary="Certify the defects repaired, or repair unnecessary (49 CFR 396.11(a)(3)(ii))",
              response_model=DvirPublic, responses=ERRORS)
 def certify_dvir(device: DeviceParam, report_id: Annotated[int, Path(ge=1)], body: CertifyCreate,
                  caller: CallerDep, services: ServicesDep) -> DvirPublic:

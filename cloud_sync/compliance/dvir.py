@@ -3,10 +3,11 @@
 The flow the regulation sets:
 
 1. A driver inspects the vehicle (pre-trip, 396.13(a); post-trip, 396.11(a)(1)) covering at least the eleven
-   parts of 396.11(a)(1)(i)-(xi), lists every defect found, and signs (396.11(a)(2)).
+   parts of 396.11(a)(1)(i)-(xi), lists every defect found (396.11(a)(2)(i)), and signs (396.11(a)(2)(ii)).
+   A report without defects is kept too, though property carriers need not make one (396.11(a)(2)(i)).
 2. A defect likely to affect safe operation makes the vehicle not safe to operate: it must be repaired before
-   the vehicle is driven again, and the carrier certifies on the report that it was repaired or that repair is
-   unnecessary (396.11(a)(3)(i)).
+   the vehicle is driven again (396.11(a)(3)(i)), and the carrier certifies on the report that it was repaired
+   or that repair is unnecessary (396.11(a)(3)(ii)).
 3. The next driver reviews the report and, since it lists defects, signs that the certification is there
    (396.13(b), (c)). Only then is the vehicle released.
 
@@ -42,7 +43,7 @@ REQUIRED_ITEMS: dict[str, str] = {
     "wheels_and_rims": "Wheels and rims (396.11(a)(1)(x))",
     "emergency_equipment": "Emergency equipment (396.11(a)(1)(xi))",
 }
-#: A defect may concern a part outside the list (396.11(a)(2): "any defect or deficiency").
+#: A defect may concern a part outside the list (396.11(a)(2)(i): "any defect or deficiency").
 OTHER_ITEM = "other"
 ITEM_STATES = ("ok", "defect")
 KINDS = ("pre_trip", "post_trip")
@@ -129,9 +130,9 @@ def validate(draft: ReportDraft) -> None:
     flagged = {k for k, v in draft.items.items() if v == "defect"}
     undescribed = sorted(flagged - {d.item for d in draft.defects})
     if undescribed:
-        raise Invalid(f"items marked defect without a described defect: {undescribed} (396.11(a)(2))")
+        raise Invalid(f"items marked defect without a described defect: {undescribed} (396.11(a)(2)(i))")
     if not draft.driver_signature.strip():
-        raise Invalid("the driver must sign the report (396.11(a)(2))")
+        raise Invalid("the driver must sign the report (396.11(a)(2)(ii))")
 
 
 def submit(conn: Connection, device_id: str, draft: ReportDraft, entered_by: str, *,
@@ -178,7 +179,7 @@ def _report(m: Any) -> Report:
 
 def certify(conn: Connection, device_id: str, report_id: int, certification: str, mechanic: str, actor: str,
             note: str | None = None, *, now: float | None = None) -> Report:
-    """396.11(a)(3)(i): the defects were repaired, or repair is unnecessary; once per report."""
+    """396.11(a)(3)(ii): the defects were repaired, or repair is unnecessary; once per report."""
     if certification not in CERTIFICATIONS:
         raise Invalid(f"certification is one of {CERTIFICATIONS}, not {certification!r}")
     if not mechanic.strip():

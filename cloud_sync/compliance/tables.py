@@ -17,7 +17,7 @@ from cloud_sync.store import schema
 RETENTION_MINIMUMS: dict[str, list[tuple[int, str]]] = {
     "duty_events": [(6, "49 CFR 395.8(k)(1): records of duty status and supporting documents, 6 months"),
                     (12, "Regulation (EU) 165/2014 Art. 33(2): tachograph data kept by the undertaking, 12 months")],
-    "dvir_reports": [(3, "49 CFR 396.11(a)(3)(ii): original DVIR, repair certification and review, 3 months")],
+    "dvir_reports": [(3, "49 CFR 396.11(a)(4): original DVIR, repair certification and review, 3 months")],
 }
 
 DriverId = String(64)
@@ -62,7 +62,7 @@ dvir_reports = Table(
     Column("defects", JSON(none_as_null=True), nullable=False),  # [{item, description, affects_safety}]
     Column("remarks", Text),
     Column("driver_signature", String(128), nullable=False),
-    Column("unsafe", Boolean, nullable=False),  # a defect likely to affect safety (396.11(a)(3))
+    Column("unsafe", Boolean, nullable=False),  # a defect likely to affect safety (396.11(a)(3)(i))
     Column("certified_at", Double),
     Column("certified_by", Actor),
     Column("mechanic", String(128)),
