@@ -168,3 +168,32 @@ def test_scheduled_summary_goes_once_provisional_then_once_final(engine: Engine,
     summary = payloads[1][1]
     assert summary["final"] is True and summary["fleet"]["kpis"]["idle_hours"] == pytest.approx(2.0)
     assert "idle_share" in summary["depots"][0]["breached"]
+
+
+def test_workflow_counts_come_from_maintenance_and_compliance(engine: Engine, fleet: Any) -> None:
+    ingestor, vehicles = fleet
+    # A fault reported by truck-a opens a maintenance issue (ingest's commit hook) awaiting review.
+    vehicles["a"]._add("dtc_appeared", END + 100, {"protocol": "j1939", "spn": 110, "fmi": 16, "oc": 1,
+                                                  "source": "j1939:0x00", "lamps": {"amber_warning": "on"}})
+    vehicles["a"].send(ingestor, created_at=END + 200)
+    settings = Settings(environment="production", admin_token=ADMIN["Authorization"][7:])
+    with TestClient(create_app(settings, engine)) as client:
+        assert client.post("/v1/drivers", headers=ADMIN, json={"id": "d-1", "name": "Dee", "depot": "south"}
+                           ).status_code == 201
+        items = {"service_brakes": "defect"} | {k: "ok" for k in (
+            "parking_brake", "steering", "lighting", "tires", "horn", "windshield_wipers", "mirrors",
+            "coupling_devices", "wheels_and_rims", "emergency_equipment")}
+        dvir = client.post("/v1/vehicles/van-b/dvirs", headers=ADMIN, json={
+            "kind": "pre_trip", "driver_id": "d-1", "inspected_at": END + 300, "items": items,
+            "defects": [{"item": "service_brakes", "description": "air leak", "affects_safety": True}],
+            "driver_signature": "Dee"})
+        assert dvir.status_code == 201, dvir.text
+        report = client.get("/v1/reports/kpis", params={"from": START, "to": END}, headers=ADMIN).json()
+    by_vehicle = {v["key"]: {k["name"]: k for k in v["kpis"]} for v in report["vehicles"]}
+    assert by_vehicle["truck-a"]["faults_awaiting_review"]["value"] == 1.0
+    assert by_vehicle["truck-a"]["faults_awaiting_review"]["breached"] is True
+    assert by_vehicle["van-b"]["faults_awaiting_review"]["value"] == 0.0
+    assert by_vehicle["van-b"]["inspections_blocking"]["value"] == 1.0
+    assert by_vehicle["truck-a"]["inspections_blocking"]["value"] == 0.0
+    fleet_kpis = {k["name"]: k["value"] for k in report["fleet"]["kpis"]}
+    assert fleet_kpis["faults_awaiting_review"] == 1.0 and fleet_kpis["inspections_blocking"] == 1.0
