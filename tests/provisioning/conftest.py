@@ -1,4 +1,5 @@
-"""The ``cloud`` fixture (one per test module): see ``cloud_rig``."""
+"""The ``cloud`` fixture (one for the whole session: starting a cloud and a broker is most of these tests' time;
+each test enrols devices of its own): see ``cloud_rig``."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from tests.provisioning.cloud_rig import Cloud, running_cloud
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
     with running_cloud(tmp_path_factory.mktemp("cloud")) as c:
         yield c

@@ -1,7 +1,7 @@
 """``fleet-provision enroll`` end to end: the real cloud under uvicorn, a real Mosquitto from ``broker-config``.
 
 One cloud process (SQLite store, fleet CA directory) and one broker configured from the same CA serve
-the module. Each test makes a device with ``fleet-provision init``, gets a token from
+the session (``conftest.cloud``). Each test makes a device with ``fleet-provision init``, gets a token from
 ``fleet-cloud installer-token`` and enrols with the real command. Proven: the files and their modes,
 an ``agent.toml`` the agent accepts, a certificate the broker accepts for the device's own topics only,
 a re-run that changes nothing, and completion after the failures an installer meets: the cloud
