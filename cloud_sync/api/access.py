@@ -21,7 +21,8 @@ How to declare a new route (one line in ``ACCESS``, next to its siblings)::
   or calls ``check_depot(caller, d)``. ``scope=FLEET`` (the default): the route's data belongs to no depot.
 - ``personal=LOCATION`` (or another category): the route reads personal data; every call is appended to the
   audit trail (who, which subject, which query) BEFORE the route runs, and the route fails if that append fails.
-- Every authenticated call that is not GET/HEAD (an administrative action) is appended to the audit trail too.
+- Every authenticated call that is not GET/HEAD (an administrative action) is appended to the audit trail too,
+  before the route runs and again with its outcome (``"POST /v1/users -> done"``, ``"... -> 409"``).
 - ``public("why")``: no token (the credential is something else, e.g. a device signature); say why.
 
 In the route, ``caller: CallerDep`` (from ``deps``) gives the ``Principal`` (``actor``, ``role``, ``depots``).

@@ -87,7 +87,7 @@ def _cut(value: str) -> str:
 
 
 def _audit(conn: Connection, caller: Principal, request: Request, key: str, subject: str | None,
-           category: str | None) -> None:
+           category: str | None) -> audit.Entry:
     detail: dict[str, Any] = {"path": {k: _cut(str(v)) for k, v in request.path_params.items()},
                               "query": {k: _cut(v) for k, v in request.query_params.items()}}
     if category is not None:
@@ -98,11 +98,37 @@ def _audit(conn: Connection, caller: Principal, request: Request, key: str, subj
         detail["token"] = caller.token_id
     if subject is None and request.path_params:  # whose data: the route's first path parameter (a driver, ...)
         subject = _cut(str(next(iter(request.path_params.values()))))
-    audit.append(conn, caller.actor, caller.role.value, key, subject, detail)
+    return audit.append(conn, caller.actor, caller.role.value, key, subject, detail)
 
 
-def authorize(request: Request, services: ServicesDep, creds: BearerDep) -> Principal | None:
-    """Authenticate, check ``ACCESS`` (deny by default), scope by depot, audit; ``None`` on public routes."""
+def authorize(request: Request, services: ServicesDep, creds: BearerDep) -> Iterator[Principal | None]:
+    """Authenticate, check ``ACCESS`` (deny by default), scope by depot, audit; ``None`` on public routes.
+
+    An administrative action (not GET/HEAD) is audited twice: before the route runs (so a failed append stops
+    it), and after, with its outcome (``done``, or the HTTP status of the error it raised)."""
+    caller, entry = _admit(request, services, creds)
+    if entry is None or request.method in READ_METHODS:
+        yield caller
+        return
+    try:
+        yield caller
+    except HTTPException as exc:
+        _outcome(services, entry, str(exc.status_code))
+        raise
+    except Exception:
+        _outcome(services, entry, "500")
+        raise
+    _outcome(services, entry, "done")
+
+
+def _outcome(services: Services, entry: audit.Entry, outcome: str) -> None:
+    with services.engine.begin() as conn:
+        audit.append(conn, entry.actor, entry.role, f"{entry.action} -> {outcome}", entry.subject,
+                     {"outcome": outcome, "request_entry": entry.seq})
+
+
+def _admit(request: Request, services: Services, creds: HTTPAuthorizationCredentials | None
+           ) -> tuple[Principal | None, audit.Entry | None]:
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):  # only APIRoutes run dependencies: reaching here is a wiring bug
         raise HTTPException(status.HTTP_403_FORBIDDEN, "route is not declared in cloud_sync/api/access.py")
@@ -113,7 +139,7 @@ def authorize(request: Request, services: ServicesDep, creds: BearerDep) -> Prin
         raise HTTPException(status.HTTP_403_FORBIDDEN,
                             f"route {key!r} is not declared in cloud_sync/api/access.py (deny by default)")
     if rule.public:
-        return None
+        return None, None
     if creds is None:
         raise _unauthorised()
     caller = _bootstrap(services.settings, creds.credentials)
@@ -133,9 +159,10 @@ def authorize(request: Request, services: ServicesDep, creds: BearerDep) -> Prin
         category = rule.personal
         if category == LOCATION and caller.role not in SEES_LOCATION:
             category = None  # the route serves this role no location (the vehicle list without positions)
+        entry = None
         if category is not None or request.method not in READ_METHODS:
-            _audit(conn, caller, request, key, subject, category)
-    return caller
+            entry = _audit(conn, caller, request, key, subject, category)
+    return caller, entry
 
 
 def current_caller(caller: Annotated[Principal | None, Depends(authorize)]) -> Principal:

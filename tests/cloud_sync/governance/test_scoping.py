@@ -103,12 +103,15 @@ def test_location_reads_and_admin_actions_are_in_the_audit_trail(world):
     c.get(f"/v1/vehicles/{DEVICE_A}/health", headers=world.auth(Role.DISPATCHER))  # not personal: not audited
     c.get("/v1/vehicles", headers=world.auth(Role.TECHNICIAN))  # served without positions: not audited
     c.post("/v1/users", headers=world.auth(Role.ADMIN), json={"name": "erin", "role": "auditor"})
+    c.post("/v1/users", headers=world.auth(Role.ADMIN), json={"name": "erin", "role": "auditor"})  # taken: 409
     with world.engine.connect() as conn:
         entries = audit.page(conn, before)
         assert audit.verify(conn).ok
         assert conn.execute(text("SELECT count(*) FROM audit_log")).scalar() == audit.stored_head(conn).seq
     assert [(e.actor, e.action, e.subject) for e in entries] == [
         ("dispatcher-1", "GET /v1/vehicles/{device}/positions", DEVICE_A),
-        ("admin-1", "POST /v1/users", None)]
+        ("admin-1", "POST /v1/users", None), ("admin-1", "POST /v1/users -> done", None),
+        ("admin-1", "POST /v1/users", None), ("admin-1", "POST /v1/users -> 409", None)]
+    assert entries[2].detail == {"outcome": "done", "request_entry": entries[1].seq}
     assert entries[0].detail["query"] == {"limit": "5"} and entries[0].detail["personal"] == "location"
     assert entries[0].detail["depots"] == [DEPOT_A]
