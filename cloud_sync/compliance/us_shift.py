@@ -8,6 +8,9 @@ judged the way 395.1(g)(1)(ii)(B)-(D) words them, in hindsight (used by ``us_hos
   together hold at most 11 hours of driving and no driving after their 14th hour, the rest itself not counted
   (395.1(g)(1)(ii)(B), (C)); a period between two resets alone holds 11 and 14 hours. A pair completed later
   can therefore cure driving that looked late at the time; until the pair is complete it does not count.
+- The 10-hour rest that ends a stretch may be the second period of a pair ("at least 2 consecutive hours ... off
+  duty", 395.1(g)(1)(ii)(A)): a 7-hour sleeper period before it then stays out of the 14 hours around it. It
+  still restarts everything after it; the 10-hour rest that began the stretch is not paired back.
 - Which rests pair: where several pairings are possible, the one with the fewest violations, the worst first
   (out-of-service over 3 hours, then violations, then nominal under 15 minutes), then the one leaving the most
   time to drive (FMCSA, "Frequently Asked Questions Relating to 2020 Changes to Hours of Service
@@ -76,11 +79,15 @@ def pair(split: Rule, a: Run, b: Run) -> bool:
     return shapes and a.seconds + b.seconds >= split.seconds("total")
 
 
-def _valid(r: ShiftRules, all_runs: list[Run], chosen: tuple[int, ...]) -> bool:
-    """Every chosen rest pairs with its neighbour among the chosen (the rests left out are work)."""
+def _valid(r: ShiftRules, all_runs: list[Run], chosen: tuple[int, ...], closing: int | None) -> bool:
+    """Every chosen rest pairs with its neighbour among the chosen (the rests left out are work); the last one
+    may pair with the 10-hour rest that closes the stretch (``closing``)."""
     for k, i in enumerate(chosen):
         before = k > 0 and pair(r.split, all_runs[chosen[k - 1]], all_runs[i])
-        after = k + 1 < len(chosen) and pair(r.split, all_runs[i], all_runs[chosen[k + 1]])
+        if k + 1 < len(chosen):
+            after = pair(r.split, all_runs[i], all_runs[chosen[k + 1]])
+        else:
+            after = closing is not None and pair(r.split, all_runs[i], all_runs[closing])
         if not (before or after):
             return False
     return True
@@ -93,25 +100,29 @@ def choose_pairs(r: ShiftRules, all_runs: list[Run], now: int) -> set[int]:
     lo = 0
     for hi in [*[i for i, x in enumerate(is_reset) if x and i > 0], len(all_runs)]:
         group = [i for i in range(lo, hi) if all_runs[i].rest and not is_reset[i] and split_part(r.split, all_runs[i])]
-        if len(group) >= 2:
-            chosen |= _best(r, all_runs, lo, hi, group, now)
+        closing = hi if hi < len(all_runs) else None
+        if len(group) >= (1 if closing is not None else 2):
+            chosen |= _best(r, all_runs, lo, hi, group, closing, now)
         lo = hi
     return chosen
 
 
-def _best(r: ShiftRules, all_runs: list[Run], lo: int, hi: int, group: list[int], now: int) -> set[int]:
+def _best(r: ShiftRules, all_runs: list[Run], lo: int, hi: int, group: list[int], closing: int | None,
+          now: int) -> set[int]:
     if len(group) > MAX_PAIRING_CANDIDATES:
         greedy: set[int] = set()
         for a, b in itertools.pairwise(group):
             if pair(r.split, all_runs[a], all_runs[b]):
                 greedy.update((a, b))
+        if closing is not None and pair(r.split, all_runs[group[-1]], all_runs[closing]):
+            greedy.add(group[-1])
         return greedy
     sub = all_runs[lo:hi + 1] if hi < len(all_runs) else all_runs[lo:]
     last = hi >= len(all_runs)
     best: tuple[tuple[float, ...], set[int]] | None = None
-    for n in range(len(group), 1, -1):
+    for n in range(len(group), 0, -1):
         for chosen in itertools.combinations(group, n):
-            if not _valid(r, all_runs, chosen):
+            if not _valid(r, all_runs, chosen, closing):
                 continue
             local = {i - lo for i in chosen}
             periods_, cuts = periods(r, sub, sub[0].start, now, local)
