@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from hil.scenario import EVENT_KINDS, Expectation
+from hil.scenario_expect import EVENT_KINDS, Expectation
 
 
 @dataclass(frozen=True, slots=True)

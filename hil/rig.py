@@ -39,7 +39,8 @@ from hil.cloud import Cloud
 from hil.expect import ExpectationResult, StoredEvent, check, read_events
 from hil.netproxy import NetworkLink
 from hil.player import Player
-from hil.scenario import CLOUD_HEALTH, EVENT_KINDS, Scenario
+from hil.scenario import Scenario
+from hil.scenario_expect import CLOUD_HEALTH, EVENT_KINDS
 from hil.scenario_plan import Plan
 
 #: Longest wait for an agent to open its CAN channel and write its first status (imports, SQLite, ...).

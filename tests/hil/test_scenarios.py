@@ -27,9 +27,10 @@ def _cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
 # Tests that run an agent process run its detectors' native kernels (compiled, or the pure twins under
 # FLEET_PURE_PYTHON=1, which the agent inherits). The depot scenario (the one with idle, faults,
 # geofences and trips) is marked native so CI's twin run plays it too; the others exercise the rig,
-# not the kernels, and run once (CI's time budget).
+# not the kernels, and run once (CI's time budget). van_obd and depot_day are played, with their
+# expectations, by the demo's test (tests/hil/test_demo.py), through the cloud.
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [pytest.param("depot_idle_fault", marks=pytest.mark.native), "van_obd"])
+@pytest.mark.parametrize("name", [pytest.param("depot_idle_fault", marks=pytest.mark.native)])
 def test_bundled_scenario_passes_through_the_cli(name: str, tmp_path: Path) -> None:
     out = _cli("run", name, "--json", "--workdir", str(tmp_path))
     assert out.returncode == 0, out.stdout + out.stderr
