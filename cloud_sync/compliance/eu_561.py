@@ -160,7 +160,8 @@ def _periods(pack: RulePack, r: _Rules, all_runs: list[Run], first: int, now: in
         if portion < required:
             acc.add(r.rest.id, r.rest.cite, start, window_end, window_end, required - portion,
                     f"less than {required // HOUR} h of rest within {within // HOUR} h of the previous rest")
-        elif not split_first and portion < regular_min and not weekly:
+        elif not split_first and portion < regular_min and not weekly and not (run.end >= now and now < window_end):
+            # (a rest still running before the 24 h are over may yet become regular: it is counted later)
             reduced_used += 1
             if reduced_used > r.reduced.count("max_between_weekly_rests"):
                 acc.add(r.reduced.id, r.reduced.cite, start, window_end, run.start, regular_min - portion,
@@ -173,15 +174,17 @@ def _periods(pack: RulePack, r: _Rules, all_runs: list[Run], first: int, now: in
     before = ext_used[calendar.week_start(start, pack.timezone)]
     _daily_driving(pack, r.daily, start, now, work, ext_used, acc)
     driving = sum(s.seconds for s in work if s.status == DutyStatus.DRIVING)
+    # The rest the driver is in at ``now``, if any: it may still grow into the daily or weekly rest due.
+    resting_since = all_runs[-1].start if all_runs and all_runs[-1].rest else now
     if now > start + within:
-        # No rest long enough yet, 24 h after the period began: short by what the trailing rest lacks.
-        trailing = work[-1] if work and work[-1].status.is_rest else None
-        portion = 0 if trailing is None else max(0, start + within - trailing.start)
+        # No rest long enough yet, 24 h after the period began: short by what the rest in progress lacks.
+        portion = max(0, start + within - resting_since)
         required = r.rest.seconds("split_second" if split_first else "reduced")
         acc.add(r.rest.id, r.rest.cite, start, start + within, start + within, required - portion,
                 f"no daily rest within {within // HOUR} h of the previous rest")
-    if weekly_end + r.wrest.seconds("start_within") < now:
-        _weekly_start(r.wrest, weekly_end, now, acc)
+    deadline = weekly_end + r.wrest.seconds("start_within")
+    if resting_since > deadline:
+        _weekly_start(r.wrest, weekly_end, resting_since, acc)
     return _Ongoing(start, driving, split_first, reduced_used, weekly_end, before), rests, ext_used
 
 
