@@ -36,7 +36,7 @@ from cloud_sync.api.maintenance_schemas import (
     TriggerPublic,
     VoidCreate,
 )
-from cloud_sync.api.maintenance_work import ERRORS, DeviceParam, IdParam, depot_visible, run
+from cloud_sync.api.maintenance_work import ERRORS, DeviceParam, IdParam, depot_visible, run, visible_devices
 from cloud_sync.api.maintenance_work import router as work_router
 from cloud_sync.maintenance import config, derive, meters, programs, schedule
 from cloud_sync.store.devices import get_device
@@ -134,8 +134,8 @@ def fleet_services(conn: ConnDep, caller: CallerDep, at: AtParam = None,
                    ) -> ServicesPublic:
     now = time.time() if at is None else at
     window = config.get_config(conn).forecast_window_days
-    items = [s for s in programs.vehicle_services(conn, None, now, window)
-             if (state is None or s.status.state == state) and depot_visible(conn, caller, s.device_id)]
+    items = [s for s in programs.vehicle_services(conn, None, now, window, device_ids=visible_devices(conn, caller))
+             if state is None or s.status.state == state]
     return ServicesPublic(at=now, data=[_service(s) for s in items], count=len(items))
 
 

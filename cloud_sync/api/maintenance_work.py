@@ -37,7 +37,7 @@ from cloud_sync.api.schemas import Message
 from cloud_sync.governance.identity import Principal
 from cloud_sync.maintenance import config, faults, meters, risk, work_orders
 from cloud_sync.maintenance.errors import Conflict, MaintenanceError, NotFound
-from cloud_sync.store.devices import get_device
+from cloud_sync.store.devices import get_device, list_devices
 from edge_agent.wire.model import DEVICE_ID_RE
 
 router = APIRouter(tags=["maintenance"])
@@ -72,6 +72,11 @@ def run(fn: Callable[[], T]) -> T:
 def depot_visible(conn: Connection, caller: Principal, device_id: str) -> bool:
     device = get_device(conn, device_id)
     return device is not None and caller.sees_depot(device.depot)
+
+
+def visible_devices(conn: Connection, caller: Principal) -> list[str]:
+    """Ids of the vehicles the caller may see (fleet-wide lists are computed for these only)."""
+    return [d.id for d in list_devices(conn) if caller.sees_depot(d.depot)]
 
 
 def _visible_or_404(conn: Connection, caller: Principal, device_id: str, what: str) -> None:
@@ -249,7 +254,7 @@ def ranking(conn: ConnDep, caller: CallerDep,
             ) -> RiskPublic:
     now = time.time() if at is None else at
     window = config.get_config(conn).forecast_window_days
-    items = [v for v in risk.ranking(conn, now, window) if depot_visible(conn, caller, v.device_id)]
+    items = risk.ranking(conn, now, window, visible_devices(conn, caller))
     return RiskPublic(at=now, data=[VehicleRiskPublic(
         device_id=v.device_id, score=v.score,
         parts=[RiskPartPublic(name=p.name, count=p.count, weight=p.weight, points=p.points, detail=p.detail)

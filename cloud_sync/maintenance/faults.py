@@ -22,6 +22,7 @@ A fault is active from its newest appearance until a clear event newer than that
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -247,6 +248,18 @@ def list_issues(conn: Connection, device_id: str | None = None, statuses: tuple[
         query = query.where(c.status.in_(statuses))
     rows = conn.execute(query.order_by(c.last_seen_at.desc(), c.id.desc()).limit(min(limit, MAX_LISTED))).all()
     return [_issue(r) for r in rows]
+
+
+def scored_issues(conn: Connection, device_ids: Collection[str] | None) -> dict[str, list[Issue]]:
+    """Every issue not dismissed, per vehicle (the risk ranking weighs them all; no page limit)."""
+    c = fault_issues.c
+    query = select(fault_issues).where(c.status != DISMISSED)
+    if device_ids is not None:
+        query = query.where(c.device_id.in_(sorted(device_ids)))
+    out: dict[str, list[Issue]] = {}
+    for r in conn.execute(query.order_by(c.device_id, c.last_seen_at.desc(), c.id.desc())):
+        out.setdefault(r.device_id, []).append(_issue(r))
+    return out
 
 
 def occurrences(conn: Connection, issue_id: int, limit: int = MAX_LISTED) -> list[Occurrence]:

@@ -18,10 +18,11 @@ series stays the running total whatever order the events arrive in.
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, and_, func, insert, select, update
 
 from cloud_sync.maintenance.errors import Conflict, Invalid, NotFound
 from cloud_sync.maintenance.tables import meter_readings
@@ -218,14 +219,54 @@ def current(conn: Connection, device_id: str, t: float) -> dict[str, float | Non
     return {m: value_at(conn, device_id, m, t) for m in METERS}
 
 
-def daily_rate(conn: Connection, device_id: str, meter: str, now: float, window_days: float) -> float | None:
-    """Mean use per day over the last ``window_days`` before ``now``; None without two readings to compare."""
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """A vehicle's meters at a time and its mean use per day over the window before it (None: unknown)."""
+
+    current: dict[str, float | None]
+    rates: dict[str, float | None]
+
+
+NO_USAGE = Usage(dict.fromkeys(METERS), dict.fromkeys(METERS))
+
+
+def _edges(conn: Connection, device_ids: Collection[str] | None, t: float, newest: bool
+           ) -> dict[tuple[str, str], tuple[float, float]]:
+    """(read_at, value) per (device, meter): the newest valid reading at or before ``t`` (``newest``), else the
+    oldest after it; ties broken as ``before`` / ``after`` do. Two grouped queries for any number of vehicles."""
+    c = meter_readings.c
+    where = [c.void.is_(False), c.read_at <= t if newest else c.read_at > t]
+    if device_ids is not None:
+        where.append(c.device_id.in_(sorted(device_ids)))
+    at = (func.max if newest else func.min)(c.read_at).label("at")
+    edge = select(c.device_id, c.meter, at).where(*where).group_by(c.device_id, c.meter).subquery()
+    value = (func.max if newest else func.min)(c.value)
+    rows = conn.execute(select(c.device_id, c.meter, edge.c.at, value)
+                        .join(edge, and_(c.device_id == edge.c.device_id, c.meter == edge.c.meter,
+                                         c.read_at == edge.c.at))
+                        .where(c.void.is_(False)).group_by(c.device_id, c.meter, edge.c.at))
+    return {(r[0], r[1]): (r[2], r[3]) for r in rows}
+
+
+def usage(conn: Connection, device_ids: Collection[str] | None, now: float, window_days: float
+          ) -> dict[str, Usage]:
+    """Meters at ``now`` and mean use per day over the last ``window_days`` (from the newest reading before
+    the window, else the oldest in it, to the newest by ``now``; a span under ``MIN_RATE_SPAN_DAYS`` counts
+    as that), for the given vehicles or all; vehicles without readings are absent (``NO_USAGE``)."""
     start = now - window_days * DAY_S
-    end_r = before(conn, device_id, meter, now)
-    if end_r is None:
-        return None
-    start_r = before(conn, device_id, meter, start) or after(conn, device_id, meter, start)
-    if start_r is None or start_r.read_at >= end_r.read_at:
-        return None
-    span_days = max((end_r.read_at - start_r.read_at) / DAY_S, MIN_RATE_SPAN_DAYS)
-    return max(end_r.value - start_r.value, 0.0) / span_days
+    end, before_start, after_start = (_edges(conn, device_ids, now, True), _edges(conn, device_ids, start, True),
+                                      _edges(conn, device_ids, start, False))
+    out: dict[str, Usage] = {}
+    for device in sorted({d for d, _ in end}):
+        cur: dict[str, float | None] = {}
+        rates: dict[str, float | None] = {}
+        for m in METERS:
+            last = end.get((device, m))
+            first = before_start.get((device, m)) or after_start.get((device, m))
+            cur[m] = None if last is None else last[1]
+            rates[m] = None
+            if last is not None and first is not None and first[0] < last[0]:
+                span_days = max((last[0] - first[0]) / DAY_S, MIN_RATE_SPAN_DAYS)
+                rates[m] = max(last[1] - first[1], 0.0) / span_days
+        out[device] = Usage(cur, rates)
+    return out

@@ -11,17 +11,24 @@ work order that lists the task resets the baseline (``reset``).
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from cloud_sync.maintenance import meters
 from cloud_sync.maintenance.errors import Conflict, Invalid, NotFound
 from cloud_sync.maintenance.meters import ENGINE_HOURS, IDLE_HOURS, ODOMETER
 from cloud_sync.maintenance.schedule import CALENDAR, DueStatus, Trigger, evaluate
-from cloud_sync.maintenance.tables import program_vehicles, service_programs, service_status, service_tasks
+from cloud_sync.maintenance.tables import (
+    meter_readings,
+    program_vehicles,
+    service_programs,
+    service_status,
+    service_tasks,
+)
 from cloud_sync.store.schema import devices
 
 #: Columns of a task's interval and due-soon threshold, per trigger.
@@ -220,30 +227,44 @@ def has_task(conn: Connection, task_id: int, device_id: str) -> bool:
     return conn.execute(select(s.task_id).where(s.task_id == task_id, s.device_id == device_id)).first() is not None
 
 
-def vehicle_services(conn: Connection, device_id: str | None, now: float, window_days: float
-                     ) -> list[VehicleService]:
-    """Every assigned task's due status at ``now``, for one vehicle or the whole fleet."""
+def _first_readings_after_done(conn: Connection, device_ids: list[str] | None) -> dict[tuple[int, str, str], float]:
+    """Per (task, vehicle, meter): the first valid reading after the task was last done (two grouped queries)."""
+    s, m = service_status.c, meter_readings.c
+    where = [m.void.is_(False)]
+    if device_ids is not None:
+        where.append(s.device_id.in_(device_ids))
+    first = (select(s.task_id, s.device_id, m.meter, func.min(m.read_at).label("at"))
+             .join(meter_readings, and_(m.device_id == s.device_id, m.read_at > s.done_at))
+             .where(*where).group_by(s.task_id, s.device_id, m.meter).subquery())
+    rows = conn.execute(select(first.c.task_id, first.c.device_id, first.c.meter, func.min(m.value))
+                        .join(meter_readings, and_(m.device_id == first.c.device_id, m.meter == first.c.meter,
+                                                   m.read_at == first.c.at))
+                        .where(m.void.is_(False)).group_by(first.c.task_id, first.c.device_id, first.c.meter))
+    return {(r[0], r[1], r[2]): r[3] for r in rows}
+
+
+def vehicle_services(conn: Connection, device_id: str | None, now: float, window_days: float, *,
+                     device_ids: Collection[str] | None = None) -> list[VehicleService]:
+    """Every assigned task's due status at ``now``: one vehicle, the given ones, or (both None) the fleet."""
     s, t, p = service_status.c, service_tasks.c, service_programs.c
+    wanted = [device_id] if device_id is not None else None if device_ids is None else sorted(device_ids)
     query = (select(service_status, service_tasks, p.name.label("program_name"))
              .join(service_tasks, t.id == s.task_id).join(service_programs, p.id == t.program_id))
-    if device_id is not None:
-        query = query.where(s.device_id == device_id)
+    if wanted is not None:
+        query = query.where(s.device_id.in_(wanted))
     rows = conn.execute(query.order_by(s.device_id, t.id)).all()
-    per_device: dict[str, tuple[dict[str, float | None], dict[str, float | None]]] = {}
+    use = meters.usage(conn, wanted, now, window_days) if rows else {}
+    missing = any(getattr(r, col) is None for r in rows for col in DONE_COLUMNS.values())
+    stand_in = _first_readings_after_done(conn, wanted) if missing else {}
     out = []
     for r in rows:
-        if r.device_id not in per_device:
-            per_device[r.device_id] = (
-                meters.current(conn, r.device_id, now),
-                {m: meters.daily_rate(conn, r.device_id, m, now, window_days) for m in meters.METERS})
-        now_meters, rates = per_device[r.device_id]
+        u = use.get(r.device_id, meters.NO_USAGE)
         done = {m: getattr(r, col) for m, col in DONE_COLUMNS.items()}
         for m, value in done.items():
             if value is None:
-                done[m] = meters.first_after(conn, r.device_id, m, r.done_at)
+                done[m] = stand_in.get((r.task_id, r.device_id, m))
         task = _task(r)  # the join has one "id" column: the task's (service_status has none)
-        status = evaluate(list(task.triggers), r.done_at, done, now_meters, rates, now, r.snoozed_until)
+        status = evaluate(list(task.triggers), r.done_at, done, u.current, u.rates, now, r.snoozed_until)
         out.append(VehicleService(r.device_id, r.program_id, r.program_name, task, r.done_at, done,
                                   r.work_order_id, r.snooze_reason, status))
     return out
-

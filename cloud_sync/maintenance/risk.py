@@ -24,10 +24,11 @@ they stood, so the ranking can later be judged against what the technicians foun
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, func, insert, select
 
 from cloud_sync.maintenance import faults, programs, schedule
 from cloud_sync.maintenance.errors import Invalid, NotFound
@@ -132,18 +133,37 @@ def reviews(conn: Connection, device_id: str, limit: int = MAX_REVIEWS_LISTED) -
     return [_review(r) for r in rows]
 
 
-def vehicle_risk(conn: Connection, device_id: str, now: float, window_days: float) -> VehicleRisk:
-    issues = faults.list_issues(conn, device_id)
-    services = programs.vehicle_services(conn, device_id, now, window_days)
-    parts = tuple(_fault_parts(issues) + _service_parts(services))
-    last = reviews(conn, device_id, 1)
-    return VehicleRisk(device_id, round(sum(p.points for p in parts), 3), parts, last[0] if last else None)
+def _latest_reviews(conn: Connection, device_ids: Collection[str]) -> dict[str, Review]:
+    c = risk_reviews.c
+    # Reviews are appended with the cloud's clock, so the highest id per vehicle is its latest.
+    newest = select(func.max(c.id)).where(c.device_id.in_(sorted(device_ids))).group_by(c.device_id)
+    return {r.device_id: _review(r) for r in conn.execute(select(risk_reviews).where(c.id.in_(newest)))}
 
 
-def ranking(conn: Connection, now: float, window_days: float) -> list[VehicleRisk]:
-    """Every unrevoked vehicle, highest score first (ties by id)."""
-    out = [vehicle_risk(conn, d.id, now, window_days) for d in list_devices(conn) if d.revoked_at is None]
+def ranking(conn: Connection, now: float, window_days: float, device_ids: Collection[str] | None = None
+            ) -> list[VehicleRisk]:
+    """Unrevoked vehicles (all, or those given), highest score first (ties by id); a handful of queries
+    whatever the fleet size."""
+    ids = [d.id for d in list_devices(conn) if d.revoked_at is None and (device_ids is None or d.id in device_ids)]
+    if not ids:
+        return []
+    issues = faults.scored_issues(conn, ids)
+    services: dict[str, list[programs.VehicleService]] = {}
+    for s in programs.vehicle_services(conn, None, now, window_days, device_ids=ids):
+        services.setdefault(s.device_id, []).append(s)
+    last = _latest_reviews(conn, ids)
+    out = []
+    for device_id in ids:
+        parts = tuple(_fault_parts(issues.get(device_id, [])) + _service_parts(services.get(device_id, [])))
+        out.append(VehicleRisk(device_id, round(sum(p.points for p in parts), 3), parts, last.get(device_id)))
     return sorted(out, key=lambda v: (-v.score, v.device_id))
+
+
+def vehicle_risk(conn: Connection, device_id: str, now: float, window_days: float) -> VehicleRisk:
+    found = ranking(conn, now, window_days, [device_id])
+    if not found:
+        raise NotFound(f"no vehicle {device_id!r} (or it is revoked)")
+    return found[0]
 
 
 def add_review(conn: Connection, device_id: str, outcome: str, note: str | None, reschedule_to: float | None,

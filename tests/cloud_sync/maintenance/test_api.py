@@ -196,8 +196,14 @@ def test_snooze_config_and_a_fault_returning_after_enough_drives_is_a_new_issue(
                        json={"name": "nothing"}).status_code == 422
     assert client.post(f"/v1/maintenance/programs/{program_id}/tasks", headers=ADMIN,
                        json={"name": "bad", "odometer_km": {"every": 100, "soon": 100}}).status_code == 422
+    truck.add("meter", BASE, meter(50_000.0, 2_000.0))  # the first readings come after the program was applied
+    truck.add("meter", BASE + DAY, meter(50_100.0, 2_001.0))
+    truck.send()
     services = _ok(client.get("/v1/maintenance/services", headers=ADMIN, params={"state": "overdue"}))
     assert [(s["device_id"], s["task_id"]) for s in services["data"]] == [("truck-a", task_id)]
+    odo = services["data"][0]["triggers"][0]  # counted from the first reading, not from zero
+    assert (odo["last"], odo["remaining"], odo["state"]) == (50_000, 19_900, "ok")
+    assert services["data"][0]["triggers"][2]["state"] == "overdue"  # 400 days since the last service
     until = time.time() + 7 * DAY
     r = client.post(f"/v1/vehicles/truck-a/services/{task_id}/snooze", headers=ADMIN,
                     json={"until": until, "reason": "booked at the dealer next week"})

@@ -145,3 +145,23 @@ def test_a_real_replay_of_the_truck_capture_opens_its_two_dtcs_as_issues(tmp_pat
         assert meters.value_at(conn, "truck-replay", meters.ODOMETER, 2e9) == pytest.approx(812353.86)
         assert meters.value_at(conn, "truck-replay", meters.ENGINE_HOURS, 2e9) == pytest.approx(12345.6)
         assert meters.value_at(conn, "truck-replay", meters.IDLE_HOURS, 2e9) == pytest.approx(360.7 / 3600)
+
+
+def test_usage_per_day_over_the_window_for_the_whole_fleet_in_one_go(truck, engine):
+    day = 86_400.0
+    for t, km in ((T0, 1000.0), (T0 + 40 * day, 3000.0), (T0 + 50 * day, 6000.0)):
+        truck.add("meter", t, meter(km, 10.0))
+    truck.send()
+    van = Vehicle.register(engine, truck.ingestor, "van-1")
+    van.add("meter", T0, meter(50.0, 1.0))  # one reading: no rate yet
+    van.send()
+    with engine.connect() as conn:
+        wide = meters.usage(conn, None, T0 + 60 * day, 30)
+        narrow = meters.usage(conn, ["truck-1"], T0 + 60 * day, 15)
+        earlier = meters.usage(conn, None, T0 + 45 * day, 30)
+    assert wide["truck-1"].current[meters.ODOMETER] == 6000.0
+    assert wide["truck-1"].rates[meters.ODOMETER] == pytest.approx(100.0)  # from T0, the newest before the window
+    assert narrow["truck-1"].rates[meters.ODOMETER] == pytest.approx(300.0)  # from T0 + 40 d
+    assert wide["truck-1"].rates[meters.ENGINE_HOURS] == 0.0
+    assert earlier["truck-1"].current[meters.ODOMETER] == 3000.0  # a reading after "now" is not used
+    assert wide["van-1"].rates == {m: None for m in meters.METERS} and "van-1" not in narrow
