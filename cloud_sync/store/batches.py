@@ -132,15 +132,15 @@ def commit_batch(conn: Connection, batch: Batch | BatchColumns, blob_hash: bytes
     if succ is not None and bytes(succ) != blob_hash:
         return Outcome("rejected", "chain_broken")
 
-    conn.execute(batches.insert().values(
+    batch_row = batches.insert().values(
         device_id=device, boot_epoch=epoch, seq=seq, hash=blob_hash, prev_hash=batch.prev_hash,
         created_at=batch.created_at, received_at=received_at, record_count=len(batch),
-        schema_version=batch.schema_version))
-    try:
-        store_batch_rows(conn, *batch_rows(batch, received_at), fresh=not probe.any_stored)
+        schema_version=batch.schema_version)
+    try:  # the batch row, its records and the health upsert: one round trip on PostgreSQL (store.bulk)
+        store_batch_rows(conn, *batch_rows(batch, received_at), fresh=not probe.any_stored,
+                         with_statements=(batch_row, _health_upsert(conn, batch, received_at)))
     except _DATA_ERRORS as exc:
         raise UnstorableBatch(str(exc).splitlines()[0]) from exc
-    _update_health(conn, batch, received_at)
     gap_opened = False
     if pred is None:
         gap_opened = _maybe_open_gap(conn, batch, received_at)
@@ -150,7 +150,7 @@ def commit_batch(conn: Connection, batch: Batch | BatchColumns, blob_hash: bytes
     return Outcome("committed", stored=len(batch), gap_opened=gap_opened)
 
 
-def _update_health(conn: Connection, batch: BatchColumns, received_at: float) -> None:
+def _health_upsert(conn: Connection, batch: BatchColumns, received_at: float) -> Any:
     """One upsert: counters add up; "last batch" follows cloud arrival, backlog follows device time."""
     backlog = latest_backlog(batch)
     h = device_health.c
@@ -172,7 +172,7 @@ def _update_health(conn: Connection, batch: BatchColumns, received_at: float) ->
         update_set[name] = case((newer_batch, getattr(ex, name)), else_=getattr(h, name))
     for name in ("backlog_records", "backlog_reported_at"):
         update_set[name] = case((newer_backlog, getattr(ex, name)), else_=getattr(h, name))
-    conn.execute(stmt.on_conflict_do_update(index_elements=[h.device_id], set_=update_set))
+    return stmt.on_conflict_do_update(index_elements=[h.device_id], set_=update_set)
 
 
 def _maybe_open_gap(conn: Connection, batch: BatchColumns, now: float) -> bool:
