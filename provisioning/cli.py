@@ -156,7 +156,7 @@ def _rotate(args: argparse.Namespace) -> int:
     resumed = " (resumed)" if done.resumed else ""
     lines = [f"{done.device_id}: signing key rotated{resumed}; now {done.fingerprint[:16]}",
              f"  batches the old key sealed up to {when} (device clock) are still accepted",
-             "  restart the agent (systemctl restart fleet-agent) so it signs with the new key"]
+             "  a running agent signs with the new key from its next batch (no restart needed)"]
     _emit(args, {"ok": True, "device_id": done.device_id, "fingerprint": done.fingerprint,
                  "sealed_before": done.sealed_before, "resumed": done.resumed}, lines)
     return 0

@@ -5,8 +5,9 @@ device, the old and the new public key and the device time ``issued_at`` is sign
 cloud's credential) and by the new one (proof of possession), kept in ``rotation.json``, and posted. Once
 the cloud accepts it, the new key replaces ``signing.key`` (``os.replace``) and ``rotation.json`` goes.
 The cloud keeps accepting batches the old key sealed up to ``issued_at`` (the outbox and paho's in-flight
-batches), so nothing is lost; a running agent signs with the new key after a restart (until then its
-newer batches are refused as ``bad_signature``, which the uplink keeps and retries).
+batches), so nothing is lost. A running agent needs no restart: its uplink seals nothing while ``.next``
+exists and takes the new ``signing.key`` at the next batch (``edge_agent.uplink.signing``), so ``.next`` is
+written before ``issued_at`` is read, and renamed over ``signing.key`` only once the cloud holds the new key.
 
 Every step is resumable: a re-run re-sends the same saved statement (the cloud answers ``resumed``), and a
 run killed after the cloud accepted finishes the file swap. Renewal sends the CSR of the device's TLS key
@@ -70,6 +71,7 @@ def rotate_key(ident: Identity, cloud: str | None = None) -> RotationResult:
         body = json.loads(saved.read_text(encoding="utf-8"))
     else:
         if not (d / NEXT_KEY).exists():
+            # First, before issued_at is read: a running agent stops sealing while it exists.
             write_private(d / NEXT_KEY, private_key_pem(Ed25519PrivateKey.generate()))
         old, new = load_private_key(ident.signing_key), load_private_key(d / NEXT_KEY)
         statement = json.dumps({"type": ROTATION_TYPE, "device_id": ident.device_id,
@@ -84,7 +86,7 @@ def rotate_key(ident: Identity, cloud: str | None = None) -> RotationResult:
     if (d / NEXT_KEY).exists():
         if public_key_pem(load_private_key(d / NEXT_KEY)).decode("ascii") != new_pem:
             raise ProvisionError(f"{d / NEXT_KEY} is not the key of {saved}; move both away and re-run")
-        (d / NEXT_KEY).replace(ident.signing_key)  # the agent reads signing.key at its next start
+        (d / NEXT_KEY).replace(ident.signing_key)  # a running agent's uplink takes it at its next batch
     elif public_key_pem(load_private_key(ident.signing_key)).decode("ascii") != new_pem:
         raise ProvisionError(f"{saved} names a new key this device does not hold; move it away and re-run")
     write_public(d / SIGNING_PUB, new_pem.encode("ascii"))

@@ -26,6 +26,12 @@ stays within ``max_batch_bytes`` and the broker's Maximum Packet Size (from CONN
 budget is the packet limit over the learned ratio of sealed bytes to outbox bytes, and a batch that
 still comes out too big is halved (the other half released) and sealed again.
 
+Signing. Each batch is sealed with ``signing.SigningKey``'s key for that batch: after ``fleet-provision
+rotate-key`` it switches to the new key at the next batch boundary, without a restart (sealing waits while
+the rotation is under way). A ``bad_signature`` rejection of a batch sealed with a key since replaced is
+expected (an old-key batch the cloud could not place before the rotation): its rows leave again at once
+with the new key, without the trust pause.
+
 Every ``backlog_report_s`` the uplink appends a ``backlog_report`` record (``Priority.EVENT``, so it
 overtakes a backlog of positions) whose ``backlog_records`` the cloud shows as the device's backlog.
 """
@@ -47,6 +53,7 @@ from edge_agent.outbox import Outbox, StoredRecord
 from edge_agent.uplink.identity import STATE_KEY, ChainState
 from edge_agent.uplink.rejects import RejectClass, classify
 from edge_agent.uplink.settings import UplinkSettings, batch_topic
+from edge_agent.uplink.signing import SigningKey
 from edge_agent.uplink.transport import AckMessage, Connected, Disconnected, Event, PubAck, Transport
 from edge_agent.wire import Batch, InvalidRecord, WireError, WireRecord, batch_hash, decode_ack, seal
 
@@ -76,20 +83,23 @@ class InFlight:
     hash: bytes  # batch_hash of the sealed blob: the ack must name it
     narrowed: bool = False  # sent at a narrowed size after a content rejection
     pubacked: bool = False
+    key_generation: int = 0  # SigningKey.generation of the key that sealed it
 
 
 class Uplink:
     """Store-and-forward from an ``Outbox`` to the cloud over a ``Transport`` (``MqttTransport``)."""
 
-    def __init__(self, outbox: Outbox, transport: Transport, private_key: Ed25519PrivateKey, device_id: str,
-                 settings: UplinkSettings, counters: Counters | None = None,
+    def __init__(self, outbox: Outbox, transport: Transport, private_key: Ed25519PrivateKey | SigningKey,
+                 device_id: str, settings: UplinkSettings, counters: Counters | None = None,
                  wall_clock: Callable[[], float] = time.time) -> None:
         self.outbox = outbox
         self.transport = transport
-        self.key = private_key
         self.device_id = device_id
         self.settings = settings
         self.counters = counters if counters is not None else Counters()
+        #: A bare key is fixed; a ``SigningKey`` with a path follows the key file (rotation).
+        self.signer = private_key if isinstance(private_key, SigningKey) else SigningKey(private_key, None,
+                                                                                          self.counters)
         self.wall_clock = wall_clock
         self.topic = batch_topic(device_id)
         self.chain = self._new_epoch()
@@ -150,7 +160,8 @@ class Uplink:
                 "next_seq": self.chain.seq, "in_flight_batches": len(self._inflight),
                 "in_flight_records": sum(len(b.ids) for b in self._inflight.values()),
                 "packet_limit": self.packet_limit, "batch_records": self.batch_records,
-                "quarantined_records": quarantined.rows, "quarantined_bytes": quarantined.bytes}
+                "quarantined_records": quarantined.rows, "quarantined_bytes": quarantined.bytes,
+                "signing_key": self.signer.fingerprint[:16]}
 
     # -- the tick ----------------------------------------------------------------------------------
 
@@ -231,6 +242,14 @@ class Uplink:
         if reject_class is RejectClass.CONTENT:
             self._on_refused_content(batch, ack.reason)
             return
+        if ack.reason == "bad_signature" and batch.key_generation != self.signer.generation:
+            # Sealed with the key a rotation replaced, after the rotation time: the rows go again now,
+            # in a new batch sealed with the new key (nothing is signed twice with different keys).
+            self.outbox.release(batch.ids)
+            self.counters.inc("rejects_old_key")
+            log.info("uplink: batch %d/%d was sealed with the replaced signing key; its %d records go again "
+                     "with the new one", *batch.key, len(batch.ids))
+            return
         self.outbox.release(batch.ids)
         self._rejections += 1
         pause = self.settings.reject_backoff_s * min(2 ** min(self._rejections - 1, 30), REJECT_BACKOFF_MAX_FACTOR)
@@ -296,11 +315,15 @@ class Uplink:
                 return
             if pending < self.batch_records and now - self._last_sent < s.linger_s:
                 return  # not a full batch yet: let it grow a little
-            built = self._build()
+            created = self.wall_clock()  # before the key check: see signing.SigningKey
+            key = self.signer.for_batch(now)
+            if key is None:
+                return  # a signing key rotation is under way
+            built = self._build(created, key)
             if built is None:
                 return
             blob, ids = built
-            key = (self.chain.boot_epoch, self.chain.seq)
+            ident = (self.chain.boot_epoch, self.chain.seq)
             blob_hash = batch_hash(blob)
             mid = self.transport.publish(self.topic, blob)
             # The sequence number is spent even when the publish is refused: MQTT clients may still
@@ -311,15 +334,17 @@ class Uplink:
                 self.outbox.release(ids)
                 self.counters.inc("publish_refused")
                 return
-            self._inflight[key] = InFlight(key, ids, mid, now, blob_hash, narrowed=self._narrow_to is not None)
-            self._by_mid[mid] = key
+            self._inflight[ident] = InFlight(ident, ids, mid, now, blob_hash, narrowed=self._narrow_to is not None,
+                                             key_generation=self.signer.generation)
+            self._by_mid[mid] = ident
             self._last_sent = now
             self.counters.inc("batches_sent")
 
     # -- building a batch --------------------------------------------------------------------------
 
-    def _build(self) -> tuple[bytes, list[int]] | None:
-        """Claim rows and seal them into a batch within ``packet_limit``; None if nothing is sendable."""
+    def _build(self, created: float, key: Ed25519PrivateKey) -> tuple[bytes, list[int]] | None:
+        """Claim rows and seal them (``created``, ``key``) into a batch within ``packet_limit``; None if nothing
+        is sendable."""
         limit = self.packet_limit
         budget = max(int(limit * BUDGET_MARGIN / self._wire_ratio), 1)
         rows = self.outbox.claim(self.batch_records, max_bytes=budget)
@@ -329,7 +354,7 @@ class Uplink:
         sizes = {r.id: r.size for r in rows}
         while records:
             try:
-                blob: bytes | None = seal(self._batch(records), self.key)
+                blob: bytes | None = seal(self._batch(records, created), key)
             except InvalidRecord:
                 blob = None  # the body exceeds the wire's MAX_BODY_BYTES: split as for a big packet
             if blob is not None and len(blob) <= limit:
@@ -349,9 +374,9 @@ class Uplink:
             self.counters.inc("batches_split")
         return None
 
-    def _batch(self, records: Sequence[WireRecord]) -> Batch:
-        return Batch(self.device_id, self.chain.boot_epoch, self.chain.seq, self.chain.prev_hash,
-                     self.wall_clock(), tuple(records))
+    def _batch(self, records: Sequence[WireRecord], created: float) -> Batch:
+        return Batch(self.device_id, self.chain.boot_epoch, self.chain.seq, self.chain.prev_hash, created,
+                     tuple(records))
 
     def _to_wire(self, rows: list[StoredRecord]) -> list[WireRecord]:
         out: list[WireRecord] = []

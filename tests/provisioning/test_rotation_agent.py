@@ -1,11 +1,11 @@
-"""A running ``fleet-agent`` loses nothing when its device rotates the signing key.
+"""A running ``fleet-agent`` loses nothing, and needs no restart, when its device rotates the signing key.
 
 A real agent process reads the HIL truck over the slcan emulator and sends through the TLS broker to the
-ingest worker; ``fleet-provision rotate-key`` runs while it sends. Until its restart the agent seals with
-the old key: what it sealed up to the rotation is accepted, what it sealed after is refused
-(``bad_signature``: the uplink keeps those rows). After the restart it signs with the new key and sends
-them. In the end the outbox is empty with nothing quarantined, and the cloud holds every record id the
-agent made, with no hole.
+ingest worker; ``fleet-provision rotate-key`` runs while it sends. The agent's uplink notices the rotation
+on disk (``edge_agent.uplink.signing``): it seals nothing while the rotation is under way and signs with the
+new key from the next batch. What it sealed before is accepted with the retired key, nothing is refused,
+and after the switch the cloud takes batches signed with the new key. In the end the outbox is empty with
+nothing quarantined, and the cloud holds every record id the agent made, with no hole.
 """
 
 from __future__ import annotations
@@ -81,19 +81,27 @@ def test_a_running_agent_loses_nothing_across_a_rotation(cloud: Cloud, tmp_path:
         agent = start_agent(d, log)
         try:
             wait_for("records in the cloud", lambda: len(cloud_ids(cloud, device_id)) > 0)
-            rotated = provision("rotate-key", "--dir", str(d))
+            old_fp = status(d)["uplink"]["signing_key"]
+            rotated = provision("--json", "rotate-key", "--dir", str(d))
             assert rotated.returncode == 0, rotated.stdout + rotated.stderr
-            time.sleep(1.0)  # the agent keeps sealing with the old key for a while
-            stop_agent(agent)
-            agent = start_agent(d, log)  # now it signs with the new key
-            time.sleep(1.0)
+            new_fp = json.loads(rotated.stdout)["fingerprint"][:16]
+            assert new_fp != old_fp
+            wait_for("the agent on the new key", lambda: status(d).get("uplink", {}).get("signing_key") == new_fp)
+            switched = cloud_ids(cloud, device_id)
+            # Batches signed with the new key reach the cloud while the agent runs on.
+            wait_for("records after the switch", lambda: len(cloud_ids(cloud, device_id)) > len(switched))
             vehicle.state = TruckState(ignition=False)  # the vehicle goes quiet: the outbox can drain
             wait_for("an empty outbox", lambda: status(d).get("outbox", {}).get("depth") == 0)
+            assert agent.poll() is None, "the agent stopped"
         finally:
             stop_agent(agent)
     final = status(d)
     assert final["outbox"]["depth"] == 0, final
     assert not final.get("uplink", {}).get("quarantined_records"), final
+    counters = final["counters"]
+    assert counters.get("signing_key_switches") == 1, counters
+    assert not counters.get("batches_rejected"), counters  # nothing refused, before or after the switch
+    assert not counters.get("signing_rotation_hold_expired"), counters
     ids = cloud_ids(cloud, device_id)
     # The outbox numbers records from a clock-seeded start (a multiple of IDS_PER_MS), one by one.
     assert (ids[0] - 1) % IDS_PER_MS == 0, "the first records the agent made are missing"
