@@ -115,10 +115,13 @@ def summarize(cloud: Cloud, results: dict[str, RunResult | str]) -> dict[str, An
             by.setdefault(e.kind, []).append(e.payload)
         trips, idles = by.get("trip_ended", []), by.get("idle_ended", [])
         faults: dict[str, dict[str, Any]] = {}
-        for kind in ("dtc_appeared", "dtc_cleared"):
+        # Trouble codes the ECUs set, and the agent's own threshold faults (coolant too hot, ...).
+        for kind, first in (("dtc_appeared", True), ("dtc_cleared", False), ("fault_raised", True),
+                            ("fault_cleared", False)):
             for p in by.get(kind, []):
-                f = faults.setdefault(fault_name(p), {"fault": fault_name(p), "appeared": 0, "cleared": 0})
-                f[kind.split("_")[1]] += 1
+                name = fault_name(p) if kind.startswith("dtc_") else str(p.get("fault"))
+                f = faults.setdefault(name, {"fault": name, "appeared": 0, "cleared": 0})
+                f["appeared" if first else "cleared"] += 1
         health = cloud.health(device) if device in vehicles else {}
         v: dict[str, Any] = {
             "vin": vehicles.get(device, {}).get("device", {}).get("vin"),

@@ -73,8 +73,8 @@ def test_demo_exit_mode_summary_matches_the_cloud_api(tmp_path: Path) -> None:
             assert v["idle"]["duration_s"] == pytest.approx(sum(i["duration_s"] for i in idles))
             assert v["geofence_visits"] == [e["payload"]["fence_id"] for e in events
                                             if e["kind"] == "geofence_entered"]
-            assert sum(f["appeared"] for f in v["faults"]) == kinds.count("dtc_appeared")
-            assert sum(f["cleared"] for f in v["faults"]) == kinds.count("dtc_cleared")
+            assert sum(f["appeared"] for f in v["faults"]) == kinds.count("dtc_appeared") + kinds.count("fault_raised")
+            assert sum(f["cleared"] for f in v["faults"]) == kinds.count("dtc_cleared") + kinds.count("fault_cleared")
             health = api.get(f"/v1/vehicles/{device}/health").json()
             assert v["batches_verified"] == health["batches_committed"] > 0
             assert v["records"] == health["records_received"]
