@@ -8,6 +8,12 @@ config of every device whenever it (re)connects (a sweeper thread woken by the p
 ``republish`` sends a device's newest config again on demand; if it has expired (a device that comes
 back after its expiry would refuse it) the same content is issued again as a new version.
 
+Configs are also re-issued before they expire, without staff: ``reissue_due`` gives every device (not revoked)
+whose newest config is within ``reissue_ahead`` of its expiry the same content as a new version with the same
+lifetime, and publishes it. The sweeper runs it every ``reissue_every_s`` (``REISSUE_EVERY_S``) in the API
+process; ``fleet-cloud config reissue [--every S]`` runs it on its own (``deploy/``'s timer). The check is
+repeated under the device's row lock, so several processes doing it at once issue one version, not several.
+
 The signing key is an Ed25519 key in a PEM file (``FLEET_CLOUD_CONFIG_KEY``, default
 ``<FLEET_CLOUD_CA_DIR>/config-signing.key``), created 0600 on first use; its public half is what devices
 pin (``public_key_pem``). Nothing is created or connected until first needed or ``start``. The broker
@@ -28,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from cloud_sync.ca import write_private
 from cloud_sync.config_push.publisher import MqttConfigPublisher, Publisher
@@ -36,6 +42,7 @@ from cloud_sync.settings import Settings
 from cloud_sync.store.configs import (
     StoredConfig,
     add_config,
+    expiring,
     latest_config,
     mark_published,
     next_version,
@@ -57,6 +64,19 @@ DEFAULT_TTL_S = 30 * 86400.0
 MIN_TTL_S, MAX_TTL_S = 60.0, 365 * 86400.0
 #: ``republish`` issues a fresh version when the newest one has less than this left.
 REISSUE_BEFORE_S = 3600.0
+#: The automatic re-issue gives a device a fresh version this long before its newest one expires (or at half
+#: its lifetime, if that is sooner): a week covers a vehicle parked offline over a long holiday.
+REISSUE_AHEAD_S = 7 * 86400.0
+REISSUE_FRACTION = 0.5
+#: How often the API process's sweeper looks for configs due for re-issue (and for unpublished ones).
+REISSUE_EVERY_S = 3600.0
+#: The actor recorded as ``created_by`` of an automatic re-issue.
+REISSUE_ACTOR = "system:config-reissue"
+
+
+def reissue_ahead(issued_at: float, expires_at: float) -> float:
+    """How long before ``expires_at`` a config is re-issued (see ``REISSUE_AHEAD_S``)."""
+    return min(REISSUE_AHEAD_S, (expires_at - issued_at) * REISSUE_FRACTION)
 
 
 class ConfigRefused(FleetError):
@@ -105,10 +125,11 @@ class ConfigPush:
 
     def __init__(self, engine: Engine, settings: ConfigPushSettings,
                  publisher_factory: Callable[[Callable[[], None]], Publisher] | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, reissue_every_s: float = REISSUE_EVERY_S) -> None:
         self.engine = engine
         self.settings = settings
         self.clock = clock
+        self.reissue_every_s = reissue_every_s
         self._factory = publisher_factory
         self._key: Ed25519PrivateKey | None = None
         self._key_lock = threading.Lock()
@@ -184,14 +205,20 @@ class ConfigPush:
             self.publisher = None
 
     def _sweep_loop(self) -> None:
+        next_reissue = time.monotonic()
         while not self._stop.is_set():
-            self._wake.wait()
+            self._wake.wait(max(0.0, next_reissue - time.monotonic()))
             self._wake.clear()
             if self._stop.is_set():
                 return
             try:
+                if time.monotonic() >= next_reissue:
+                    next_reissue = time.monotonic() + self.reissue_every_s
+                    reissued = self.reissue_due()
+                    if reissued:
+                        log.info("config push: re-issued %d config(s) before they expire", len(reissued))
                 sent = self.publish_pending()
-            except Exception:  # the store is down: the next connect (or save) tries again
+            except Exception:  # the store is down: the next connect, save or round tries again
                 log.exception("config push: publishing pending configs failed")
                 continue
             if sent:
@@ -205,25 +232,61 @@ class ConfigPush:
         """Sign and store the device's next version, then try to publish it; ``ConfigRefused`` says why not."""
         if not MIN_TTL_S <= ttl_s <= MAX_TTL_S:
             raise ConfigRefused(422, f"ttl_s must be within [{MIN_TTL_S:g}, {MAX_TTL_S:g}] s, got {ttl_s}")
-        key = self.key
         with self.engine.begin() as conn:
             device = get_device(conn, device_id, for_update=True)  # versions are allocated one at a time
             if device is None:
                 raise ConfigRefused(404, f"no device {device_id!r}")
             if device.revoked_at is not None:
                 raise ConfigRefused(409, f"device {device_id!r} is revoked")
-            now = self.clock()
-            version = next_version(conn, device_id)
+            stored = self._seal_and_add(conn, device_id, actor, profile, thresholds, geofences, ttl_s)
+        log.info("config v%d for %s saved by %s", stored.version, device_id, actor)
+        return self._publish(stored)
+
+    def _seal_and_add(self, conn: Connection, device_id: str, actor: str, profile: str | None,
+                      thresholds: Mapping[str, float] | None, geofences: Mapping[str, Any] | None,
+                      ttl_s: float) -> StoredConfig:
+        """Seal and store the next version (the caller holds the device's row lock)."""
+        key = self.key
+        now = self.clock()
+        version = next_version(conn, device_id)
+        try:
+            config = SignedConfig(device_id, version, now, now + ttl_s, profile, dict(thresholds or {}), geofences)
+            sealed = seal_config(config, key)
+        except WireError as exc:
+            too_big = "MAX_CONFIG_BYTES" in exc.detail
+            raise ConfigRefused(413 if too_big else 422, exc.detail) from None
+        stored = StoredConfig(device_id, version, sealed, config.issued_at, config.expires_at, actor, None)
+        add_config(conn, stored)
+        return stored
+
+    def reissue_due(self) -> list[StoredConfig]:
+        """Re-issue (and try to publish) every config due: see the module docstring. What was issued."""
+        with self.engine.connect() as conn:
+            candidates = expiring(conn, self.clock() + REISSUE_AHEAD_S)
+        done = []
+        for candidate in candidates:
             try:
-                config = SignedConfig(device_id, version, now, now + ttl_s, profile, dict(thresholds or {}),
-                                      geofences)
-                sealed = seal_config(config, key)
-            except WireError as exc:
-                too_big = "MAX_CONFIG_BYTES" in exc.detail
-                raise ConfigRefused(413 if too_big else 422, exc.detail) from None
-            stored = StoredConfig(device_id, version, sealed, config.issued_at, config.expires_at, actor, None)
-            add_config(conn, stored)
-        log.info("config v%d for %s saved by %s", version, device_id, actor)
+                stored = self._reissue(candidate.device_id)
+            except ConfigRefused as exc:  # content a newer wire refuses: staff must save a new config
+                log.error("config push: cannot re-issue v%d of %s: %s", candidate.version, candidate.device_id, exc)
+                continue
+            if stored is not None:
+                done.append(stored)
+        return done
+
+    def _reissue(self, device_id: str) -> StoredConfig | None:
+        with self.engine.begin() as conn:
+            device = get_device(conn, device_id, for_update=True)
+            newest = latest_config(conn, device_id)
+            if device is None or device.revoked_at is not None or newest is None:
+                return None
+            if newest.expires_at - self.clock() >= reissue_ahead(newest.issued_at, newest.expires_at):
+                return None  # another process re-issued it meanwhile, or staff saved a new one
+            c = self.decode(newest)
+            lifetime = min(max(MIN_TTL_S, c.expires_at - c.issued_at), MAX_TTL_S)
+            stored = self._seal_and_add(conn, device_id, REISSUE_ACTOR, c.profile, c.thresholds, c.geofences,
+                                        lifetime)
+        log.info("config v%d for %s re-issued as v%d before it expires", newest.version, device_id, stored.version)
         return self._publish(stored)
 
     def republish(self, device_id: str, *, actor: str) -> StoredConfig:

@@ -93,6 +93,16 @@ def latest_config(conn: Connection, device_id: str) -> StoredConfig | None:
     return None if row is None else _stored(row)
 
 
+def expiring(conn: Connection, before: float) -> list[StoredConfig]:
+    """The newest config of every device whose newest config expires before ``before`` (device order)."""
+    c = device_configs.c
+    newest = (select(c.device_id, func.max(c.version).label("version")).group_by(c.device_id).subquery())
+    rows = conn.execute(select(device_configs).join(newest, and_(c.device_id == newest.c.device_id,
+                                                                 c.version == newest.c.version))
+                        .where(c.expires_at < before).order_by(c.device_id))
+    return [_stored(r) for r in rows]
+
+
 def unpublished(conn: Connection) -> list[StoredConfig]:
     """The newest config of every device whose newest config the broker has not taken yet."""
     c = device_configs.c

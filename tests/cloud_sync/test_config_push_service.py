@@ -10,9 +10,10 @@ import pytest
 from sqlalchemy import Engine
 
 from cloud_sync.config_push import ConfigPush, ConfigPushSettings, ConfigRefused
-from cloud_sync.config_push.service import REISSUE_BEFORE_S
+from cloud_sync.config_push.service import REISSUE_ACTOR, REISSUE_BEFORE_S
 from cloud_sync.store import make_engine, migrate
 from cloud_sync.store.configs import latest_config
+from cloud_sync.store.devices import revoke_device
 from edge_agent.wire.config import config_topic, open_config
 from tests.cloud_sync.helpers import SimDevice
 
@@ -115,3 +116,54 @@ def test_the_signing_key_is_made_once_and_kept(engine: Engine, tmp_path: Path) -
     (tmp_path / "ca").mkdir()
     pem = push.enrolment_key_pem()
     assert pem is not None and _push(engine, tmp_path).public_key_pem(create=False) == pem
+
+
+DAY = 86400.0
+GEOFENCES = {"type": "FeatureCollection", "features": []}
+
+
+def test_configs_are_reissued_before_they_expire_once_and_never_for_a_revoked_device(engine: Engine,
+                                                                                      tmp_path: Path) -> None:
+    now = [time.time()]
+    rec: list[Recorder] = []
+    push = _push(engine, tmp_path, lambda wake: rec.append(Recorder(wake)) or rec[-1])
+    push.clock = lambda: now[0]
+    push.publisher = Recorder(lambda: None)  # published synchronously; no sweeper thread here
+    push.save("truck-1", actor="staff", profile="light_obd2", thresholds={"idle_s": 300}, geofences=GEOFENCES,
+              ttl_s=10 * DAY)  # re-issued at half its life: 5 days before it expires
+    push.save("truck-2", actor="staff", thresholds={"idle_s": 600})  # 30 days: re-issued 7 days before
+    now[0] += 4.9 * DAY
+    assert push.reissue_due() == []
+    now[0] += 0.2 * DAY
+    (again,) = push.reissue_due()
+    config = open_config(again.sealed, push.key.public_key())
+    assert (again.device_id, again.version, again.created_by) == ("truck-1", 2, REISSUE_ACTOR)
+    assert (config.profile, config.thresholds, config.geofences) == ("light_obd2", {"idle_s": 300.0}, GEOFENCES)
+    assert config.expires_at - config.issued_at == 10 * DAY and again.published_at is not None
+    assert push.reissue_due() == []  # done once
+    with engine.begin() as conn:
+        revoke_device(conn, "truck-2")
+    now[0] += 40 * DAY  # both long expired: only the device still in service gets a fresh one
+    assert [(s.device_id, s.version) for s in push.reissue_due()] == [("truck-1", 3)]
+    with engine.connect() as conn:
+        assert latest_config(conn, "truck-2").version == 1  # type: ignore[union-attr]
+
+
+def test_the_api_process_sweeper_reissues_by_itself(engine: Engine, tmp_path: Path) -> None:
+    now = [time.time()]
+    rec: list[Recorder] = []
+    push = _push(engine, tmp_path, lambda wake: rec.append(Recorder(wake)) or rec[-1])
+    push.clock = lambda: now[0]
+    push.save("truck-1", actor="staff", thresholds={"idle_s": 300}, ttl_s=DAY)
+    now[0] += 0.75 * DAY
+    push.start()  # its first round re-issues what is due, then publishes
+    try:
+        deadline = time.monotonic() + 30
+        while not any(open_config(b, push.key.public_key()).version == 2 for _t, b in rec[0].sent):
+            assert time.monotonic() < deadline, "the sweeper did not re-issue"
+            time.sleep(0.01)
+    finally:
+        push.close()
+    with engine.connect() as conn:
+        newest = latest_config(conn, "truck-1")
+    assert newest is not None and newest.created_by == REISSUE_ACTOR and newest.published_at is not None
