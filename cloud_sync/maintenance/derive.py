@@ -2,7 +2,7 @@
 
 Runs without a manual step: every ingest path (``POST /v1/batches`` and the MQTT worker) runs
 ``MaintenanceHook`` in each batch's commit transaction (``cloud_sync.ingest.default_commit_hooks``),
-inside a savepoint, so the derived facts commit with the batch and a failure here rolls back only
+inside savepoints, so the derived facts commit with the batch and a failure here rolls back only
 itself and never rejects a verified batch. A batch with no event of ``DERIVED_KINDS`` costs a scan of
 its record kinds and nothing else.
 
@@ -26,7 +26,7 @@ fault_cleared
 
 An event whose payload does not say what is needed is marked ``skipped`` (logged, counted in the
 report) rather than retried forever; one that makes the code raise is marked ``failed`` (logged with
-its traceback), each in its own savepoint, so an odd event never blocks the vehicle's later ones.
+its traceback) by a second, event-by-event pass, so an odd event never blocks the vehicle's later ones.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def _meter(conn: Connection, device: str, rid: int, t: float, payload: dict[str,
             continue
         origin = payload.get(source_key) if isinstance(payload.get(source_key), str) else None
         reading = meters.add_vehicle(conn, device, meter, value, t, rid, origin, now)
-        outcomes.append("reading_void" if reading is not None and reading.void else "reading")
+        outcomes.append("reading_void" if reading.void else "reading")
     if not outcomes:
         return "skipped"
     return "reading_void" if "reading_void" in outcomes else "reading"
@@ -129,9 +129,24 @@ def _pending(conn: Connection, device: str, limit: int) -> list[Any]:
 def derive_pass(conn: Connection, device: str, now: float, limit: int = MAX_EVENTS_PER_PASS, *,
                 locked: bool = False) -> Counter[str]:
     """Handle up to ``limit`` unprocessed events of one vehicle in the caller's transaction; outcome counts.
-    ``locked``: the caller holds the device's row lock already (ingest's commit transaction)."""
+    ``locked``: the caller holds the device's row lock already (ingest's commit transaction).
+
+    All its writes happen in a savepoint: a failure leaves the caller's transaction as it was. The events
+    are first handled together; if one of them raises, the pass is redone with a savepoint per event, so
+    that only that event is marked (``skipped`` or ``failed``) and the others are derived."""
     if not locked and get_device(conn, device, for_update=True) is None:
         return Counter()
+    try:
+        with conn.begin_nested():
+            return _pass(conn, device, now, limit, guarded=False)
+    except SQLAlchemyError:  # the store itself failed: the events stay unprocessed for the next run
+        raise
+    except Exception:
+        with conn.begin_nested():
+            return _pass(conn, device, now, limit, guarded=True)
+
+
+def _pass(conn: Connection, device: str, now: float, limit: int, *, guarded: bool) -> Counter[str]:
     reopen_within = get_config(conn).reopen_within_trips
     report: Counter[str] = Counter()
     done: list[dict[str, Any]] = []
@@ -140,8 +155,10 @@ def derive_pass(conn: Connection, device: str, now: float, limit: int = MAX_EVEN
             log.warning("maintenance: event %s/%d (%s) does not carry what it needs; skipped", device,
                         row.record_id, row.kind)
             outcome = "skipped"
-        else:
+        elif guarded:
             outcome = _guarded(conn, device, row, reopen_within, now)
+        else:
+            outcome = _one(conn, device, row, reopen_within, now)
         report[outcome] += 1
         done.append({"device_id": device, "record_id": row.record_id, "outcome": outcome, "processed_at": now})
     if done:
@@ -151,12 +168,12 @@ def derive_pass(conn: Connection, device: str, now: float, limit: int = MAX_EVEN
 
 def _guarded(conn: Connection, device: str, row: Any, reopen_within: int, now: float) -> str:
     try:
-        with conn.begin_nested():  # one event's failure must not block the vehicle's later events
+        with conn.begin_nested():
             return _one(conn, device, row, reopen_within, now)
     except Invalid as exc:  # a value out of range in an otherwise well-formed payload
         log.warning("maintenance: event %s/%d (%s) skipped: %s", device, row.record_id, row.kind, exc)
         return "skipped"
-    except SQLAlchemyError:  # the store itself failed: give up this pass, the events stay unprocessed
+    except SQLAlchemyError:
         raise
     except Exception:  # a bug on an odd payload: marked failed (the event itself stays stored), logged in full
         log.exception("maintenance: event %s/%d (%s) failed", device, row.record_id, row.kind)
@@ -193,8 +210,7 @@ class MaintenanceHook:
         if DERIVED_KINDS.isdisjoint(kinds):
             return
         try:
-            with conn.begin_nested():
-                report = derive_pass(conn, batch.device_id, time.time(), locked=True)
+            report = derive_pass(conn, batch.device_id, time.time(), locked=True)  # savepoints of its own
         except Exception:  # never fail (hence never reject) a verified batch over a maintenance bug
             log.exception("maintenance: deriving from batch %s/%d/%d failed; its events wait for the next run",
                           *batch.key)

@@ -179,10 +179,8 @@ def trips_between(conn: Connection, device_id: str, after: float, until: float) 
 
 def record_appearance(conn: Connection, device_id: str, record_id: int, kind: str, t: float,
                       payload: dict[str, Any], ident: FaultIdentity, reopen_within_trips: int, now: float) -> str:
-    """Count one appearance (see the module docstring); returns what it did: opened, reopened, counted."""
-    o = fault_occurrences.c
-    if conn.execute(select(o.issue_id).where(o.device_id == device_id, o.record_id == record_id)).first():
-        return "duplicate"
+    """Count one appearance (see the module docstring); returns what it did: opened, reopened, counted.
+    Called once per event (the derivation's processed markers; the occurrences' key refuses a second)."""
     sev = severity(payload)
     issue = _latest(conn, device_id, ident.key)
     outcome = "counted"
@@ -197,21 +195,22 @@ def record_appearance(conn: Connection, device_id: str, record_id: int, kind: st
             outcome = "reopened"
         else:
             issue = None  # a new fault long after the repair
+    c = fault_issues.c
     if issue is None:
         issue_id = conn.execute(insert(fault_issues).values(
             device_id=device_id, fault_key=ident.key, protocol=ident.protocol, source=ident.source, spn=ident.spn,
-            fmi=ident.fmi, code=ident.code, fault=ident.fault, status=OPEN, severity=sev, occurrences=0,
+            fmi=ident.fmi, code=ident.code, fault=ident.fault, status=OPEN, severity=sev, occurrences=1,
             first_seen_at=t, last_seen_at=t, last_record_id=record_id, last_cleared_at=None, reopen_count=0,
-            created_at=now, updated_at=now).returning(fault_issues.c.id)).scalar_one()
+            created_at=now, updated_at=now).returning(c.id)).scalar_one()
         outcome = "opened"
-        issue = get_issue(conn, issue_id)
-    c = fault_issues.c
-    newer = t >= issue.last_seen_at
-    conn.execute(update(fault_issues).where(c.id == issue.id).values(
-        occurrences=c.occurrences + 1, first_seen_at=min(issue.first_seen_at, t),
-        last_seen_at=max(issue.last_seen_at, t), last_record_id=record_id if newer else issue.last_record_id,
-        severity=max(issue.severity, sev, key=SEVERITY_RANK.__getitem__), updated_at=now))
-    conn.execute(insert(fault_occurrences).values(device_id=device_id, record_id=record_id, issue_id=issue.id,
+    else:
+        issue_id = issue.id
+        newer = t >= issue.last_seen_at
+        conn.execute(update(fault_issues).where(c.id == issue.id).values(
+            occurrences=c.occurrences + 1, first_seen_at=min(issue.first_seen_at, t),
+            last_seen_at=max(issue.last_seen_at, t), last_record_id=record_id if newer else issue.last_record_id,
+            severity=max(issue.severity, sev, key=SEVERITY_RANK.__getitem__), updated_at=now))
+    conn.execute(insert(fault_occurrences).values(device_id=device_id, record_id=record_id, issue_id=issue_id,
                                                   kind=kind, device_time=t, severity=sev))
     return outcome
 

@@ -113,8 +113,8 @@ def _check_value(meter: str, value: float, read_at: float) -> None:
 
 
 def _insert(conn: Connection, **values: Any) -> Reading:
-    new_id = conn.execute(insert(meter_readings).values(**values).returning(meter_readings.c.id)).scalar_one()
-    return get_reading(conn, new_id)
+    row = conn.execute(insert(meter_readings).values(**values).returning(*meter_readings.c)).one()
+    return _reading(row)
 
 
 def add_manual(conn: Connection, device_id: str, meter: str, value: float, read_at: float, now: float, *,
@@ -136,12 +136,9 @@ def add_manual(conn: Connection, device_id: str, meter: str, value: float, read_
 
 
 def add_vehicle(conn: Connection, device_id: str, meter: str, value: float, read_at: float, record_id: int,
-                origin: str | None, now: float) -> Reading | None:
-    """Store a reading from a vehicle event, void if it goes backwards; None if the event already gave one."""
-    c = meter_readings.c
-    if conn.execute(select(c.id).where(c.device_id == device_id, c.meter == meter,
-                                       c.record_id == record_id)).first() is not None:
-        return None
+                origin: str | None, now: float) -> Reading:
+    """Store a reading from a vehicle event, void if it goes backwards. Called once per event (the
+    derivation's processed markers); the unique index on (device, meter, record) refuses a second one."""
     _check_value(meter, value, read_at)
     reason = backwards(conn, device_id, meter, value, read_at)
     return _insert(conn, device_id=device_id, meter=meter, value=value, read_at=read_at, source=VEHICLE,
@@ -150,14 +147,12 @@ def add_vehicle(conn: Connection, device_id: str, meter: str, value: float, read
 
 
 def add_idle(conn: Connection, device_id: str, hours: float, read_at: float, record_id: int, now: float
-             ) -> Reading | None:
-    """Add one idle period of ``hours`` ending at ``read_at`` to the running idle-hours total."""
+             ) -> Reading:
+    """Add one idle period of ``hours`` ending at ``read_at`` to the running idle-hours total (once per event,
+    as ``add_vehicle``)."""
     if not (math.isfinite(hours) and hours >= 0):
         raise Invalid(f"idle duration {hours!r} h is not a finite non-negative number")
     c = meter_readings.c
-    if conn.execute(select(c.id).where(c.device_id == device_id, c.meter == IDLE_HOURS,
-                                       c.record_id == record_id)).first() is not None:
-        return None
     total = (value_at(conn, device_id, IDLE_HOURS, read_at) or 0.0) + hours
     # Later periods already summed without this one: raise them so the total stays the running sum.
     conn.execute(update(meter_readings).where(c.device_id == device_id, c.meter == IDLE_HOURS, c.read_at > read_at)

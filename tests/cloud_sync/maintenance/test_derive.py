@@ -99,13 +99,16 @@ def test_fault_events_open_one_issue_per_identity_with_count_severity_and_eviden
 def test_bad_fault_payloads_are_skipped_and_counted_not_retried(truck, engine):
     truck.add("dtc_appeared", T0 + 1, {"protocol": "j1939", "source": "j1939:0x00", "spn": -1, "fmi": 3})
     truck.add("meter", T0 + 2, {"odometer_km": "lots", "reason": "periodic"})
-    truck.add("dtc_appeared", T0 + 3, dtc(100, 1, AMBER, T0 + 3))
+    truck.add("meter", T0 + 3, meter(1e12, 5.0))  # well-formed, but no odometer reads a trillion km
+    truck.add("dtc_appeared", T0 + 4, dtc(100, 1, AMBER, T0 + 4))
+    truck.add("meter", T0 + 5, meter(1000.0, 5.0))
     truck.send()
     with engine.connect() as conn:
         outcomes = dict(conn.execute(select(maintenance_processed.c.outcome, func.count())
                                      .group_by(maintenance_processed.c.outcome)).all())
-        assert outcomes == {"skipped": 2, "opened": 1}
+        assert outcomes == {"skipped": 3, "opened": 1, "reading": 1}
         assert len(faults.list_issues(conn, "truck-1")) == 1
+        assert [r.value for r in meters.list_readings(conn, "truck-1", None, None, None)] == [1000.0, 5.0]
 
 
 def test_events_stored_before_the_hook_existed_are_derived_by_the_catch_up(truck, engine):
