@@ -24,10 +24,11 @@ same records, batches and no open gap (tests/cloud_sync/test_ingest_properties.p
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, exists, func, select, update
+from sqlalchemy import BigInteger, Connection, String, and_, bindparam, case, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError
 
@@ -64,10 +65,6 @@ class Outcome:
     gap_opened: bool = False
 
 
-def _insert(conn: Connection) -> Any:
-    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-
-
 def _batch_row(conn: Connection, device: str, epoch: int, seq: int) -> Any:
     return conn.execute(select(batches.c.hash, batches.c.prev_hash).where(
         batches.c.device_id == device, batches.c.boot_epoch == epoch, batches.c.seq == seq)).first()
@@ -85,26 +82,36 @@ def _open_gap_covering(conn: Connection, device: str, epoch: int, seq: int) -> A
         chain_gaps.c.seq_from <= seq, chain_gaps.c.seq_to >= seq)).first()
 
 
+@functools.cache
+def _probe_statement() -> Any:
+    """The probe as one statement with bound parameters (built and compiled once, not per batch)."""
+    b, g, r = batches.c, chain_gaps.c, records.c
+    device, epoch = bindparam("device", type_=String), bindparam("epoch", type_=BigInteger)
+
+    def at(column: Any, s: str) -> Any:
+        return select(column).where(b.device_id == device, b.boot_epoch == epoch,
+                                    b.seq == bindparam(s, type_=BigInteger)).scalar_subquery()
+
+    return select(
+        at(b.hash, "seq").label("existing_hash"), at(b.hash, "pred").label("pred_hash"),
+        at(b.prev_hash, "succ").label("succ_prev_hash"),
+        select(func.max(b.seq)).where(b.device_id == device, b.boot_epoch == epoch).scalar_subquery().label("newest"),
+        exists().where(g.device_id == device, g.filled_at.is_(None)).label("gaps_open"),
+        exists().where(r.device_id == device, r.record_id >= bindparam("lo", type_=BigInteger),
+                       r.record_id <= bindparam("hi", type_=BigInteger)).label("any_stored"),
+    )
+
+
 def _probe(conn: Connection, batch: BatchColumns) -> Any:
     """Everything ``commit_batch`` reads before it writes, in one round trip (round trips, not rows,
     dominate a loaded server): this identity's hash, the predecessor's hash, the successor's
     ``prev_hash``, the epoch's newest seq, whether the device has an open gap, and whether any record
     id of the batch is stored already (``store.bulk`` then takes the conflict-handling path)."""
     device, epoch, seq = batch.key
-    b, g, r = batches.c, chain_gaps.c, records.c
-
-    def at(column: Any, s: int) -> Any:
-        return select(column).where(b.device_id == device, b.boot_epoch == epoch, b.seq == s).scalar_subquery()
-
     ids = batch.body.ids
     lo, hi = (min(ids), max(ids)) if len(ids) else (1, 0)
-    return conn.execute(select(
-        at(b.hash, seq).label("existing_hash"), at(b.hash, seq - 1).label("pred_hash"),
-        at(b.prev_hash, seq + 1).label("succ_prev_hash"),
-        select(func.max(b.seq)).where(b.device_id == device, b.boot_epoch == epoch).scalar_subquery().label("newest"),
-        exists().where(g.device_id == device, g.filled_at.is_(None)).label("gaps_open"),
-        exists().where(r.device_id == device, r.record_id >= lo, r.record_id <= hi).label("any_stored"),
-    )).one()
+    return conn.execute(_probe_statement(), {"device": device, "epoch": epoch, "seq": seq, "pred": seq - 1,
+                                             "succ": seq + 1, "lo": lo, "hi": hi}).one()
 
 
 def commit_batch(conn: Connection, batch: Batch | BatchColumns, blob_hash: bytes, received_at: float,
@@ -132,13 +139,13 @@ def commit_batch(conn: Connection, batch: Batch | BatchColumns, blob_hash: bytes
     if succ is not None and bytes(succ) != blob_hash:
         return Outcome("rejected", "chain_broken")
 
-    batch_row = batches.insert().values(
-        device_id=device, boot_epoch=epoch, seq=seq, hash=blob_hash, prev_hash=batch.prev_hash,
-        created_at=batch.created_at, received_at=received_at, record_count=len(batch),
-        schema_version=batch.schema_version)
+    batch_row = {"device_id": device, "boot_epoch": epoch, "seq": seq, "hash": blob_hash, "prev_hash": batch.prev_hash,
+                 "created_at": batch.created_at, "received_at": received_at, "record_count": len(batch),
+                 "schema_version": batch.schema_version}
     try:  # the batch row, its records and the health upsert: one round trip on PostgreSQL (store.bulk)
         store_batch_rows(conn, *batch_rows(batch, received_at), fresh=not probe.any_stored,
-                         with_statements=(batch_row, _health_upsert(conn, batch, received_at)))
+                         with_statements=((_BATCH_INSERT, batch_row),
+                                          (_health_statement(conn.dialect.name), _health_row(batch, received_at))))
     except _DATA_ERRORS as exc:
         raise UnstorableBatch(str(exc).splitlines()[0]) from exc
     gap_opened = False
@@ -150,16 +157,28 @@ def commit_batch(conn: Connection, batch: Batch | BatchColumns, blob_hash: bytes
     return Outcome("committed", stored=len(batch), gap_opened=gap_opened)
 
 
-def _health_upsert(conn: Connection, batch: BatchColumns, received_at: float) -> Any:
-    """One upsert: counters add up; "last batch" follows cloud arrival, backlog follows device time."""
+_BATCH_INSERT = batches.insert()
+_HEALTH_VALUES = ("device_id", "last_boot_epoch", "last_seq", "last_batch_created_at", "last_batch_received_at",
+                  "clock_skew_s", "backlog_records", "backlog_reported_at", "batches_committed", "records_received")
+
+
+def _health_row(batch: BatchColumns, received_at: float) -> dict[str, Any]:
     backlog = latest_backlog(batch)
+    return {"device_id": batch.device_id, "last_boot_epoch": batch.boot_epoch, "last_seq": batch.seq,
+            "last_batch_created_at": batch.created_at, "last_batch_received_at": received_at,
+            "clock_skew_s": received_at - batch.created_at,
+            "backlog_records": None if backlog is None else backlog[1],
+            "backlog_reported_at": None if backlog is None else backlog[0], "batches_committed": 1,
+            "records_received": len(batch)}
+
+
+@functools.cache
+def _health_statement(dialect: str) -> Any:
+    """One upsert: counters add up; "last batch" follows cloud arrival, backlog follows device time.
+    Built once per dialect with bound parameters (``_health_row`` gives their values)."""
     h = device_health.c
-    stmt = _insert(conn)(device_health).values(
-        device_id=batch.device_id, last_boot_epoch=batch.boot_epoch, last_seq=batch.seq,
-        last_batch_created_at=batch.created_at, last_batch_received_at=received_at,
-        clock_skew_s=received_at - batch.created_at, backlog_records=None if backlog is None else backlog[1],
-        backlog_reported_at=None if backlog is None else backlog[0], batches_committed=1,
-        records_received=len(batch))
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(device_health).values({name: bindparam(name, type_=h[name].type) for name in _HEALTH_VALUES})
     ex = stmt.excluded
     newer_batch = h.last_batch_received_at.is_(None) | (h.last_batch_received_at <= ex.last_batch_received_at)
     newer_backlog = ex.backlog_reported_at.is_not(None) & (

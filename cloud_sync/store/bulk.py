@@ -156,21 +156,32 @@ def _copy(conn: Connection, rows: TableRows) -> None:
         copy.write(copy_text(rows))
 
 
-def _inline(conn: Connection, stmt: Insert, prefix: str) -> tuple[str, dict[str, Any]]:
-    """``stmt`` compiled for ``conn``, its parameters renamed ``prefix_name`` (to share a statement)."""
-    compiled = stmt.compile(dialect=conn.dialect)
-    sql = _PARAM.sub(lambda m: f"%({prefix}_{m.group(1)})s", str(compiled))
-    return sql, {f"{prefix}_{k}": v for k, v in compiled.construct_params().items()}
+_inlined: dict[tuple[int, str, str, tuple[str, ...]], tuple[str, dict[str, Any]]] = {}
+
+
+def _inline(conn: Connection, stmt: Insert, prefix: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """``stmt`` (with bound parameters ``params``) compiled for ``conn``, its parameters renamed
+    ``prefix_name`` so that it can share a statement; the SQL is compiled once per shape (with the
+    values of the statement's own literals, such as the ``+ 1`` of a counter)."""
+    key = (id(stmt), conn.dialect.name, prefix, tuple(params))
+    cached = _inlined.get(key)
+    if cached is None:
+        compiled = stmt.compile(dialect=conn.dialect, column_keys=list(params))
+        literals = {k: v for k, v in compiled.construct_params(params).items() if k not in params}
+        cached = _inlined[key] = (_PARAM.sub(lambda m: f"%({prefix}_{m.group(1)})s", str(compiled)), literals)
+    sql, literals = cached
+    return sql, {f"{prefix}_{k}": v for k, v in (*literals.items(), *params.items())}
 
 
 def store_batch_rows(conn: Connection, records_rows: TableRows, position_rows: TableRows,
-                     event_rows: TableRows, fresh: bool, with_statements: Sequence[Insert] = ()) -> None:
-    """Store one batch's rows, and run ``with_statements`` (single-row writes of the same transaction;
-    on PostgreSQL they join the rows' statement). ``fresh``: none of the batch's record ids is stored
-    yet (the caller probed, under the device's row lock)."""
+                     event_rows: TableRows, fresh: bool,
+                     with_statements: Sequence[tuple[Insert, dict[str, Any]]] = ()) -> None:
+    """Store one batch's rows, and run ``with_statements`` (single-row writes of the same transaction
+    with their parameters; on PostgreSQL they join the rows' statement). ``fresh``: none of the
+    batch's record ids is stored yet (the caller probed, under the device's row lock)."""
     if conn.dialect.name != "postgresql":
-        for stmt in with_statements:
-            conn.execute(stmt)
+        for stmt, values in with_statements:
+            conn.execute(stmt, values)
         for rows in (records_rows, position_rows, event_rows):
             _sqlite_insert(conn, rows)
         return
@@ -181,8 +192,8 @@ def store_batch_rows(conn: Connection, records_rows: TableRows, position_rows: T
     else:
         tail, params = _PG_ALL, _pg_params(records_rows, position_rows, event_rows)
     ctes = []
-    for i, stmt in enumerate(with_statements):
-        sql, extra = _inline(conn, stmt, f"w{i}")
+    for i, (stmt, values) in enumerate(with_statements):
+        sql, extra = _inline(conn, stmt, f"w{i}", values)
         ctes.append(f"w{i} AS ({sql})")
         params.update(extra)
     # both tails are chains of two or three tables, so they start "WITH ": the statements go first
