@@ -32,7 +32,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
     app = FastAPI(title="Fleet telematics cloud", version="1",
                   description="Signed store-and-forward ingest of vehicle batches, and the fleet staff API.",
                   dependencies=[Depends(authorize)],  # every route: cloud_sync.api.access.ACCESS, deny by default
-                  responses={401: {"model": Message, "description": "no or unknown bearer token"},
+                  responses={400: {"model": Message, "description": "the body cannot be read (not UTF-8 JSON)"},
+                             401: {"model": Message, "description": "no or unknown bearer token"},
                              403: {"model": Message, "description": "the token's role may not call this route"},
                              413: {"model": Message, "description": "request body too large"}},
                   lifespan=lifespan)  # starts and stops the config publisher (if a broker is configured)

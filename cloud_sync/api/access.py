@@ -212,4 +212,11 @@ def annotate_openapi(schema: dict[str, Any]) -> dict[str, Any]:
         detail = validation["properties"]["detail"]
         validation["properties"]["detail"] = {"title": "Detail", "anyOf": [
             {k: v for k, v in detail.items() if k != "title"}, {"type": "string"}]}
+        # ... on every route, also where a route documented its own 422 as a plain message
+        for operations in schema.get("paths", {}).values():
+            for op in operations.values():
+                unprocessable = op.get("responses", {}).get("422")
+                if unprocessable is not None:
+                    unprocessable["content"] = {"application/json": {"schema": {
+                        "$ref": "#/components/schemas/HTTPValidationError"}}}
     return schema
