@@ -211,13 +211,15 @@ def run_demo(args: argparse.Namespace) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="fleet-demo-")) if temporary else args.workdir
     workdir.mkdir(parents=True, exist_ok=True)
     sys.setswitchinterval(SWITCH_INTERVAL_S)
+    # `kill PID` as well as Ctrl-C ends in the cleanup below (no orphaned broker, API, worker or agents).
+    signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
     cloud = Cloud(workdir / "cloud", HilRig.child_env())
+    rigs: dict[str, HilRig] = {}
     try:
         say(f"== cloud: starting Mosquitto (mutual TLS), the API and an ingest worker in {workdir}")
         cloud.start()
         say(f"   broker 127.0.0.1:{cloud.broker_port}, API {cloud.url}")
-        rigs: dict[str, HilRig] = {}
         for device, name in VEHICLES.items():
             scenario = load_scenario(resolve_scenario(name))
             if scenario.cloud_drain_s is None:
@@ -234,7 +236,7 @@ def run_demo(args: argparse.Namespace) -> int:
             except RigError as exc:
                 results[device] = f"{type(exc).__name__}: {exc}"
 
-        threads = [threading.Thread(target=play, args=(d, r), name=f"demo-{d}") for d, r in rigs.items()]
+        threads = [threading.Thread(target=play, args=(d, r), name=f"demo-{d}", daemon=True) for d, r in rigs.items()]
         for t in threads:
             t.start()
         live = LiveView(cloud, list(rigs), say)
@@ -258,10 +260,19 @@ def run_demo(args: argparse.Namespace) -> int:
     except RigError as exc:
         print(f"fleet-hil demo: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("fleet-hil demo: interrupted; stopping the agents and the cloud", file=sys.stderr)
+        for rig in rigs.values():
+            rig.abort()
+        return 130  # 128 + SIGINT, as a shell reports it
     finally:
         cloud.close()
         if temporary:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _prefixed(say: Callable[[str], None], prefix: str) -> Callable[[str], None]:

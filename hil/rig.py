@@ -209,6 +209,10 @@ class HilRig:
             self.proc.wait()
             return None
 
+    def abort(self) -> None:
+        """Stop the agent now, from another thread (the demo was interrupted mid-run)."""
+        self._stop_agent()
+
     # -- the run ----------------------------------------------------------------------------------
 
     def run(self) -> RunResult:
