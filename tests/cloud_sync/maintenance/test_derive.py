@@ -3,6 +3,7 @@ with no manual step, idempotent under duplicates and late batches, and from a re
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
@@ -168,3 +169,46 @@ def test_usage_per_day_over_the_window_for_the_whole_fleet_in_one_go(truck, engi
     assert wide["truck-1"].rates[meters.ENGINE_HOURS] == 0.0
     assert earlier["truck-1"].current[meters.ODOMETER] == 3000.0  # a reading after "now" is not used
     assert wide["van-1"].rates == {m: None for m in meters.METERS} and "van-1" not in narrow
+
+
+def _summary(engine, device: str) -> tuple[list, list]:
+    with engine.connect() as conn:
+        readings = [(r.meter, r.read_at, round(r.value, 9), r.void)
+                    for r in meters.list_readings(conn, device, None, None, None)]
+        issues = sorted((i.identity.key, i.occurrences, i.first_seen_at, i.last_seen_at, i.last_cleared_at,
+                         i.severity, i.status, i.active) for i in faults.list_issues(conn, device))
+    return readings, issues
+
+
+def test_same_readings_and_issues_whatever_order_and_how_often_batches_arrive(engine):
+    """Six hours of a truck in six batches, delivered in order, reversed, and shuffled with duplicates (as a
+    backlog after a network drop and retries would): the derived readings and issues are the same."""
+    ingestor = Ingestor(engine)
+    plan: list[list[tuple[str, float, dict]]] = []
+    for b in range(6):
+        t = T0 + b * 3600
+        items = [("meter", t + 10, meter(1000.0 + 40 * b, 50.0 + b)), ("idle_ended", t + 20, idle(t, 300.0 + b)),
+                 ("dtc_appeared", t + 30, dtc(110, 16, RED if b == 3 else AMBER, t + 30))]
+        if b % 2:
+            items.append(("dtc_cleared", t + 50, cleared(110, 16, t + 30, t + 45)))
+        plan.append(items)
+    orders = {"in_order": list(range(6)), "reversed": list(range(5, -1, -1))}
+    shuffled = list(range(6)) * 2
+    random.Random(7).shuffle(shuffled)
+    orders["shuffled_twice"] = shuffled
+    summaries = {}
+    for name, order in orders.items():
+        truck = Vehicle.register(engine, ingestor, f"truck-{name}")
+        blobs = []
+        for items in plan:
+            for kind, t, payload in items:
+                truck.add(kind, t, payload)
+            blobs.append(truck.seal())
+        statuses = [ingestor.ingest(blobs[i]).status for i in order]
+        assert set(statuses) <= {"committed", "duplicate"}
+        summaries[name] = _summary(engine, f"truck-{name}")
+    assert summaries["reversed"] == summaries["in_order"] == summaries["shuffled_twice"]
+    readings, issues = summaries["in_order"]
+    assert len(readings) == 18 and not any(void for *_, void in readings)
+    assert [(key, n, sev, active) for key, n, _f, _l, _c, sev, _s, active in issues] == [
+        ("j1939:j1939:0x00:spn110:fmi16", 6, "red_stop", False)]  # the last batch cleared it
