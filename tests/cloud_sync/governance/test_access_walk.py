@@ -111,3 +111,9 @@ def test_only_roles_that_may_see_location_are_served_it():
         if rule.personal == LOCATION and key not in LOCATION_STRIPPED:
             assert rule.roles <= SEES_LOCATION, f"{key}: {sorted(rule.roles - SEES_LOCATION)} may not see location"
     assert Role.TECHNICIAN not in SEES_LOCATION
+
+
+def test_read_only_roles_change_nothing():
+    for key, rule in ACCESS.items():
+        if not key.startswith(("GET ", "HEAD ")):
+            assert not rule.roles & {Role.EXECUTIVE, Role.AUDITOR}, f"{key}: executives and auditors only read"
