@@ -1,6 +1,7 @@
 """``fleet-cloud``: the cloud service's command line: ``serve``, ``migrate``, ``add-device``, ``revoke-device``
 (and the provisioning commands of ``cloud_sync.provisioning_cli``: ``broker-config``, ``installer-token``; the
-governance ones of ``cloud_sync.governance.cli``: users, API tokens, ``audit verify`` / ``audit export-head``).
+governance ones of ``cloud_sync.governance.cli``: users, API tokens, ``audit verify`` / ``audit export-head``;
+``config push | show | reissue`` of ``cloud_sync.config_push.cli``).
 
 Every command reads its settings from the ``FLEET_CLOUD_*`` environment (``cloud_sync.settings``);
 ``--database-url`` overrides ``FLEET_CLOUD_DATABASE_URL``.
@@ -15,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cloud_sync.config_push.cli import add_parsers as _add_config_commands
 from cloud_sync.governance.cli import GOVERNANCE_COMMANDS, audit_cli_action, run_governance_command
 from cloud_sync.governance.cli import add_parsers as _add_governance_commands
 from cloud_sync.provisioning_cli import PROVISIONING_COMMANDS, run_provisioning_command
@@ -56,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_governance_commands(sub)
     _add_webhook_commands(sub)
     _add_report_commands(sub)
+    _add_config_commands(sub)
     serve.add_argument("--no-webhooks", action="store_true",
                        help="do not deliver webhooks from this process (run `fleet-cloud webhooks dispatch` instead)")
     return parser
@@ -97,6 +100,10 @@ def _run(args: argparse.Namespace) -> int:
         from cloud_sync.reports.cli import run as run_reports
 
         return run_reports(args, engine)
+    if args.command == "config":
+        from cloud_sync.config_push.cli import run as run_config
+
+        return run_config(args, engine, settings)
     if args.command == "webhooks":
         from cloud_sync.webhooks.cli import run as run_webhooks
 

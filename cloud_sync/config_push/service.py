@@ -173,8 +173,9 @@ class ConfigPush:
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Connect the publisher (if a broker is configured) and start the sweeper that publishes what waits."""
+    def start(self, *, sweeper: bool = True) -> None:
+        """Connect the publisher (if a broker is configured) and start the sweeper that publishes what waits and
+        re-issues what expires soon (``sweeper=False``: a command that does both itself)."""
         if self.publisher is not None:
             return
         if self._factory is not None:
@@ -190,6 +191,9 @@ class ConfigPush:
                      BROKER_ENV)
             return
         self._stop.clear()
+        if not sweeper:
+            self.publisher.start()
+            return
         self._sweeper = threading.Thread(target=self._sweep_loop, name="config-push-sweeper", daemon=True)
         self._sweeper.start()
         self.publisher.start()
