@@ -108,6 +108,11 @@ class HealthPublic(BaseModel):
     quarantined_by_kind: dict[str, int] = Field(
         default_factory=dict, description="records the device set aside because the cloud refused their content "
                                           "(its quarantine reports; kept on the device, not sent again)")
+    config_applied_version: int | None = Field(
+        None, description="signed config version the device last reported running (0: its agent.toml alone; "
+                          "null: no report yet); details in GET .../config")
+    config_reported_at: float | None = Field(None, description="device time of that report")
+    config_desired_version: int | None = Field(None, description="newest config version issued for the device")
 
 
 class Message(BaseModel):

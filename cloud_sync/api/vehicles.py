@@ -1,5 +1,5 @@
 """Staff reads: vehicles with their latest position and status, positions and events by time range
-(cursor pagination), and per-vehicle data health."""
+(cursor pagination), and per-vehicle data health (with the config version the device reports running)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from cloud_sync.api.schemas import (
 )
 from cloud_sync.governance.roles import SEES_LOCATION
 from cloud_sync.store import queries
+from cloud_sync.store.configs import latest_config, reported_status
 from cloud_sync.store.devices import get_device
 from edge_agent.wire.model import DEVICE_ID_RE, MAX_KIND_CHARS
 
@@ -127,10 +128,14 @@ def _gap(g: queries.Gap) -> GapPublic:
 def get_health(conn: ConnDep, _staff: StaffDep, device: DeviceParam) -> HealthPublic:
     _known(conn, device)
     h = queries.health(conn, device)
+    reported, desired = reported_status(conn, device), latest_config(conn, device)
     return HealthPublic(
         device_id=h.device_id, last_boot_epoch=h.last_boot_epoch, last_seq=h.last_seq,
         last_batch_created_at=h.last_batch_created_at, last_batch_received_at=h.last_batch_received_at,
         clock_skew_s=h.clock_skew_s, backlog_records=h.backlog_records, backlog_reported_at=h.backlog_reported_at,
         batches_committed=h.batches_committed, records_received=h.records_received,
         records_by_kind=h.records_by_kind, dropped_by_kind=h.dropped_by_kind, open_gaps=[_gap(g) for g in h.open_gaps],
-        filled_gaps=[_gap(g) for g in h.filled_gaps], quarantined_by_kind=h.quarantined_by_kind)
+        filled_gaps=[_gap(g) for g in h.filled_gaps], quarantined_by_kind=h.quarantined_by_kind,
+        config_applied_version=reported.applied_version if reported else None,
+        config_reported_at=reported.device_time if reported else None,
+        config_desired_version=desired.version if desired else None)

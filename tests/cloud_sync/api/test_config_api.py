@@ -112,6 +112,8 @@ def test_who_may_push(client: TestClient, engine: Engine) -> None:
 def test_applied_version_comes_from_the_devices_reports(client: TestClient, engine: Engine) -> None:
     dev = _device(engine)
     client.put("/v1/vehicles/truck-1/config", headers=ADMIN, json={"thresholds": {"a": 1}})
+    health = client.get("/v1/vehicles/truck-1/health", headers=STAFF).json()
+    assert (health["config_desired_version"], health["config_applied_version"]) == (1, None)  # no report yet
     report = status_payload(1, "applied", 1)
     rejected = status_payload(1, "rejected", 2, "expired: expired 5 s ago")
     blob = dev.batch([WireRecord(1, CONFIG_STATUS_KIND, 20, T0, T0 + 0.1, report)])
@@ -124,6 +126,9 @@ def test_applied_version_comes_from_the_devices_reports(client: TestClient, engi
     got = client.get("/v1/vehicles/truck-1/config", headers=STAFF).json()["applied"]
     assert (got["applied_version"], got["result"], got["offered_version"]) == (1, "rejected", 2)
     assert got["reason"].startswith("expired")
+    health = client.get("/v1/vehicles/truck-1/health", headers=STAFF).json()  # next to the data health
+    assert (health["config_desired_version"], health["config_applied_version"], health["config_reported_at"]) == (
+        1, 1, T0 + 5)
 
 
 class Subscriber:
