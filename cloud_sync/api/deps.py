@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -22,7 +23,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Connection, Engine
 
 from cloud_sync.api.access import ACCESS, LOCATION, route_key
-from cloud_sync.governance import audit, identity
+from cloud_sync.governance import audit, identity, subjects
 from cloud_sync.governance.identity import Principal
 from cloud_sync.governance.roles import SEES_LOCATION, Role
 from cloud_sync.ingest import Ingestor
@@ -82,6 +83,14 @@ def check_depot(caller: Principal, depot: str | None) -> None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"{caller.actor} may not act on {where}")
 
 
+def _time(request: Request, name: str) -> float | None:
+    try:
+        value = float(request.query_params.get(name, "nan"))
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
 def _cut(value: str) -> str:
     return value if len(value) <= MAX_AUDIT_VALUE_CHARS else value[:MAX_AUDIT_VALUE_CHARS] + "…"
 
@@ -92,6 +101,8 @@ def _audit(conn: Connection, caller: Principal, request: Request, key: str, subj
                               "query": {k: _cut(v) for k, v in request.query_params.items()}}
     if category is not None:
         detail["personal"] = category
+    if category == LOCATION and subject is not None:  # whose location: the drivers of the vehicle in that range
+        detail["drivers"] = subjects.drivers_on(conn, subject, _time(request, "from"), _time(request, "to"))
     if caller.depots is not None:
         detail["depots"] = sorted(caller.depots)
     if caller.token_id is not None:

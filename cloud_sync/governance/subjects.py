@@ -2,8 +2,9 @@
 machine-readable JSON document, and erase or pseudonymise it while keeping what the law says must be kept.
 
 What is about a driver: their ``drivers`` row, their duty-status events, the DVIRs they signed or reviewed,
-the audit entries whose subject is them (who read their data), and where the vehicles were while they were
-logged in on them ("sessions": from an event of theirs naming a vehicle to their next event).
+the audit entries about them (who read their data, including reads of a vehicle's positions while they drove
+it), and where the vehicles were while they were logged in on them ("sessions": from an event of theirs naming a
+vehicle to their next event).
 
 Erasure (GDPR Art. 17(3)(b): records a legal obligation requires are kept, for as long as it requires):
 
@@ -23,7 +24,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, inspect, not_, or_, select, update
+from sqlalchemy import Connection, and_, delete, func, inspect, not_, or_, select, update
 
 from cloud_sync.governance import audit
 from cloud_sync.governance.retention import DAY_S, LOCATION_KEYS, NO_LOCATION_KINDS, PURPOSES
@@ -32,6 +33,8 @@ from cloud_sync.store import schema
 ERASED_NAME = "erased"
 #: A session whose driver never logged out is cut here (a vehicle is not "theirs" forever).
 MAX_SESSION_S = 24 * 3600
+#: Newest sessions on a vehicle examined per audited read (bounds the cost of naming whose location it was).
+MAX_SESSIONS_LOOKED_AT = 200
 CHUNK = 2_000
 
 
@@ -65,6 +68,29 @@ def sessions(conn: Connection, driver_id: str, now: float) -> list[tuple[str, fl
     return out
 
 
+def drivers_on(conn: Connection, device: str, start: float | None, end: float | None, *,
+               now: float | None = None) -> list[str]:
+    """Drivers logged in on ``device`` at some time in ``[start, end)``: whose location a read of that range
+    shows (for the audit trail). Empty when the store has no drivers."""
+    if not inspect(conn).has_table("duty_events"):
+        return []
+    duty = schema.metadata.tables["duty_events"]
+    at = time.time() if now is None else now
+    until = at if end is None else end
+    found: set[str] = set()
+    events = conn.execute(select(duty.c.id, duty.c.driver_id, duty.c.at).where(
+        duty.c.device_id == device, duty.c.at < until).order_by(duty.c.at.desc()).limit(MAX_SESSIONS_LOOKED_AT))
+    for eid, driver, began in events:
+        if start is not None and began + MAX_SESSION_S <= start:
+            break  # older sessions end before the range begins
+        nxt = conn.execute(select(func.min(duty.c.at)).where(
+            duty.c.driver_id == driver, or_(duty.c.at > began, and_(duty.c.at == began, duty.c.id > eid)))).scalar()
+        ended = min(at if nxt is None else nxt, began + MAX_SESSION_S)
+        if start is None or ended > start:
+            found.add(driver)
+    return sorted(found)
+
+
 def _positions(conn: Connection, device: str, start: float, end: float) -> Iterator[dict[str, Any]]:
     p = schema.positions
     after = -1
@@ -86,7 +112,6 @@ def export_driver(conn: Connection, driver_id: str, *, now: float | None = None)
     row = conn.execute(select(drivers).where(drivers.c.id == driver_id)).first()
     if row is None:
         raise UnknownSubject(f"no driver {driver_id!r}")
-    log = audit.audit_log
     return {
         "subject": {"kind": "driver", "id": driver_id},
         "exported_at": at,
@@ -98,9 +123,22 @@ def export_driver(conn: Connection, driver_id: str, *, now: float | None = None)
         "sessions": [{"device_id": d, "from": a, "to": b, "positions": list(_positions(conn, d, a, b))}
                      for d, a, b in sessions(conn, driver_id, at)],
         "audit_entries": [{"seq": e.seq, "at": e.at, "actor": e.actor, "role": e.role, "action": e.action}
-                          for e in (audit.entry_from_row(r) for r in conn.execute(
-                              select(log).where(log.c.subject == driver_id).order_by(log.c.seq)))],
+                          for e in _about(conn, driver_id)],
     }
+
+
+def _about(conn: Connection, driver_id: str) -> Iterator[audit.Entry]:
+    """Audit entries about the driver: their subject, or a location read naming them among its ``drivers``."""
+    log, after = audit.audit_log, 0
+    while True:
+        chunk = [audit.entry_from_row(r) for r in conn.execute(
+            select(log).where(log.c.seq > after).order_by(log.c.seq).limit(CHUNK))]
+        for e in chunk:
+            if e.subject == driver_id or driver_id in (e.detail.get("drivers") or ()):
+                yield e
+        if len(chunk) < CHUNK:
+            return
+        after = chunk[-1].seq
 
 
 def _strip_location(conn: Connection, device: str, start: float, end: float) -> int:

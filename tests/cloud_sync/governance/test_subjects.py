@@ -87,8 +87,14 @@ def test_export_and_erasure_over_http_are_admin_only_and_audited(engine, tmp_pat
         admin = {"Authorization": f"Bearer {ADMIN}"}
         staff = {"Authorization": "Bearer staff-secret-for-tests-0123456789"}
         assert c.get("/v1/subjects/drivers/drv-7/export", headers=staff).status_code == 403
+        # a dispatcher looks at the truck's positions: the audit entry names whose location that was
+        for start, end in ((RECENT, RECENT + 100), (OLD + 26, OLD + 27)):
+            assert c.get("/v1/vehicles/truck-s/positions", headers=staff,
+                          params={"from": start, "to": end}).status_code == 200
         r = c.get("/v1/subjects/drivers/drv-7/export", headers=admin)
         assert r.status_code == 200 and r.json()["driver"]["id"] == "drv-7"
+        assert [e["action"] for e in r.json()["audit_entries"]] == [  # the export itself is audited first
+            "GET /v1/vehicles/{device}/positions", "GET /v1/subjects/drivers/{driver}/export"]
         assert c.get("/v1/subjects/drivers/nobody/export", headers=admin).status_code == 404
         assert c.post("/v1/subjects/drivers/drv-7/erase", headers=staff).status_code == 403
         r = c.post("/v1/subjects/drivers/drv-7/erase", headers=admin)
@@ -97,4 +103,7 @@ def test_export_and_erasure_over_http_are_admin_only_and_audited(engine, tmp_pat
         actions = [(e.action, e.subject) for e in audit.page(conn)]
         assert audit.verify(conn).ok
     assert ("GET /v1/subjects/drivers/{driver}/export", "drv-7") in actions
+    with engine.connect() as conn:
+        reads = [e.detail["drivers"] for e in audit.page(conn) if e.action.endswith("/positions")]
+    assert reads == [["drv-7"], ["drv-8"]]
     assert ("erase driver", "drv-7") in actions
