@@ -11,8 +11,13 @@ variable                          meaning                                     de
 FLEET_CLOUD_DATABASE_URL          SQLAlchemy URL (``sqlite:///path`` or       ``sqlite:///./fleet-cloud.db``
                                   ``postgresql+psycopg://user@host/db``)
 FLEET_CLOUD_ENV                   ``development`` | ``staging`` | ``production``  ``development``
-FLEET_CLOUD_ADMIN_TOKEN           bearer token for admin endpoints            ``DEV_ADMIN_TOKEN`` in development
-FLEET_CLOUD_STAFF_TOKEN           bearer token for read-only staff endpoints  none (admin token only)
+FLEET_CLOUD_ADMIN_TOKEN           bootstrap bearer token: a fleet-wide admin  ``DEV_ADMIN_TOKEN`` in development
+                                  (staff users and their tokens:
+                                  ``fleet-cloud add-user``/``create-token``)
+FLEET_CLOUD_STAFF_TOKEN           bootstrap bearer token: a fleet-wide        none (admin token only)
+                                  dispatcher (``cloud_sync.api.access``)
+FLEET_CLOUD_RETENTION_*_DAYS      retention periods per purpose, never below  ``cloud_sync.governance.retention``
+                                  the regulatory minimums
 FLEET_CLOUD_MAX_BATCH_BYTES       largest ``POST /v1/batches`` body           ``MAX_BATCH_BYTES``
 FLEET_CLOUD_CA_DIR                the fleet CA's directory (``ca.key``,       ``./fleet-ca``
                                   ``ca.pem``; created on first enrolment)
