@@ -19,7 +19,8 @@ batch again (all duplicates); ``ingest, 2 threads`` is one worker process runnin
 over the stream (decoding overlaps the database's work; the device's row lock still commits its
 batches one at a time). The issue's target is 50,000 records/s per ingest worker into PostgreSQL.
 CPU is this process's only (PostgreSQL's own work runs in its server processes): on a loaded machine
-wall time follows the database round trips (about a dozen per batch, plus the hooks'), CPU does not.
+wall time follows the database round trips (nine per batch for verify + store, plus the hooks'; each
+commit also waits for PostgreSQL's WAL flush), CPU does not.
 """
 
 from __future__ import annotations
