@@ -89,11 +89,17 @@ class SigningKey:
                             "sealing with the current key meanwhile", self.path, NEXT_SUFFIX, self.hold_s)
         else:
             self._hold_since, self._hold_expired = None, False
+        self.refresh()
+        return self.key
+
+    def refresh(self) -> None:
+        """Take the key on disk if the file changed (a rotation finished); cheap: one ``stat``."""
+        if self.path is None:
+            return
         current = _file_id(self.path)
         if current is not None and current != self._file:
             self._file = current
             self._reload()
-        return self.key
 
     def _reload(self) -> None:
         assert self.path is not None

@@ -242,6 +242,8 @@ class Uplink:
         if reject_class is RejectClass.CONTENT:
             self._on_refused_content(batch, ack.reason)
             return
+        if ack.reason == "bad_signature":
+            self.signer.refresh()  # the refusal may be the first sign of a rotation that just finished
         if ack.reason == "bad_signature" and batch.key_generation != self.signer.generation:
             # Sealed with the key a rotation replaced, after the rotation time: the rows go again now,
             # in a new batch sealed with the new key (nothing is signed twice with different keys).
