@@ -77,6 +77,15 @@ def fault_name(p: dict[str, Any]) -> str:
     return f"SPN {p.get('spn')} FMI {p.get('fmi')}"
 
 
+def _issue_fault(issue: dict[str, Any]) -> str:
+    """How a maintenance issue names its fault: an OBD-II code, a J1939 SPN/FMI, or a threshold fault's name."""
+    if issue.get("code"):
+        return str(issue["code"])
+    if issue.get("spn") is not None:
+        return f"SPN {issue['spn']} FMI {issue['fmi']}"
+    return str(issue.get("fault") or issue.get("fault_key"))
+
+
 class LiveView:
     """Prints each new event of the demo's devices as the cloud's API lists it."""
 
@@ -137,7 +146,7 @@ def summarize(cloud: Cloud, results: dict[str, RunResult | str]) -> dict[str, An
         }
         if ISSUES_PATH in paths and device in vehicles:
             issues = cloud.get(ISSUES_PATH, device=device)["data"]
-            v["maintenance_issues"] = [{"id": i["id"], "fault": i["code"] or f"SPN {i['spn']} FMI {i['fmi']}",
+            v["maintenance_issues"] = [{"id": i["id"], "fault": _issue_fault(i),
                                         "status": i["status"],
                                         "severity": i["severity"], "occurrences": i["occurrences"]} for i in issues]
         if isinstance(result, RunResult):
