@@ -95,8 +95,8 @@ def _cut(value: str) -> str:
     return value if len(value) <= MAX_AUDIT_VALUE_CHARS else value[:MAX_AUDIT_VALUE_CHARS] + "…"
 
 
-def _audit(conn: Connection, caller: Principal, request: Request, key: str, subject: str | None,
-           category: str | None) -> audit.Entry:
+def _audit_detail(conn: Connection, caller: Principal, request: Request, subject: str | None,
+                  category: str | None) -> tuple[str | None, dict[str, Any]]:
     detail: dict[str, Any] = {"path": {k: _cut(str(v)) for k, v in request.path_params.items()},
                               "query": {k: _cut(v) for k, v in request.query_params.items()}}
     if category is not None:
@@ -109,7 +109,7 @@ def _audit(conn: Connection, caller: Principal, request: Request, key: str, subj
         detail["token"] = caller.token_id
     if subject is None and request.path_params:  # whose data: the route's first path parameter (a driver, ...)
         subject = _cut(str(next(iter(request.path_params.values()))))
-    return audit.append(conn, caller.actor, caller.role.value, key, subject, detail)
+    return subject, detail
 
 
 def authorize(request: Request, services: ServicesDep, creds: BearerDep) -> Iterator[Principal | None]:
@@ -154,7 +154,10 @@ def _admit(request: Request, services: Services, creds: HTTPAuthorizationCredent
     if creds is None:
         raise _unauthorised()
     caller = _bootstrap(services.settings, creds.credentials)
-    with services.engine.begin() as conn:
+    # Reads first, in their own transaction; the audit append then opens a write transaction whose first
+    # statement takes the lock (a SQLite transaction that read first cannot become a writer if another
+    # writer, e.g. ingest, committed meanwhile).
+    with services.engine.connect() as conn:
         if caller is None:
             caller = identity.authenticate(conn, creds.credentials)
         if caller is None:
@@ -170,9 +173,11 @@ def _admit(request: Request, services: Services, creds: HTTPAuthorizationCredent
         category = rule.personal
         if category == LOCATION and caller.role not in SEES_LOCATION:
             category = None  # the route serves this role no location (the vehicle list without positions)
-        entry = None
-        if category is not None or request.method not in READ_METHODS:
-            entry = _audit(conn, caller, request, key, subject, category)
+        if category is None and request.method in READ_METHODS:
+            return caller, None
+        subject, detail = _audit_detail(conn, caller, request, subject, category)
+    with services.engine.begin() as conn:
+        entry = audit.append(conn, caller.actor, caller.role.value, key, subject, detail)
     return caller, entry
 
 

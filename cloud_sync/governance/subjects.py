@@ -160,7 +160,8 @@ def erase_driver(conn: Connection, driver_id: str, actor: str, role: str, *, now
     """Erase or pseudonymise the driver's data (see the module docstring), in the caller's transaction."""
     drivers, duty, dvir = _driver_tables(conn)
     at = time.time() if now is None else now
-    if conn.execute(select(drivers.c.id).where(drivers.c.id == driver_id)).first() is None:
+    # Write first: on SQLite this takes the database lock before anything is read (see store.devices.get_device).
+    if conn.execute(update(drivers).where(drivers.c.id == driver_id).values(name=drivers.c.name)).rowcount == 0:
         raise UnknownSubject(f"no driver {driver_id!r}")
     done = {"positions": 0, "position_records": 0, "located_payloads": 0}
     for device, start, end in sessions(conn, driver_id, at):

@@ -115,3 +115,29 @@ def test_location_reads_and_admin_actions_are_in_the_audit_trail(world):
     assert entries[2].detail == {"outcome": "done", "request_entry": entries[1].seq}
     assert entries[0].detail["query"] == {"limit": "5"} and entries[0].detail["personal"] == "location"
     assert entries[0].detail["depots"] == [DEPOT_A]
+
+
+def test_audited_reads_keep_working_while_batches_are_being_committed(world):
+    """A location read appends to the audit trail; on SQLite that write must wait for the lock, not fail
+    because the request's earlier reads pinned an older snapshot while ingest committed."""
+    import threading
+
+    dev = world.devices[DEVICE_A]
+    rng, stop, statuses = random.Random(11), threading.Event(), []
+
+    def ingest() -> None:
+        while not stop.is_set():
+            world.client.post("/v1/batches", content=dev.batch(dev.records(rng, 20)), headers=OCTET)
+
+    writer = threading.Thread(target=ingest)
+    writer.start()
+    try:
+        for _ in range(60):
+            statuses.append(world.client.get(f"/v1/vehicles/{DEVICE_A}/positions",
+                                             headers=world.auth(Role.DISPATCHER)).status_code)
+    finally:
+        stop.set()
+        writer.join()
+    assert statuses == [200] * 60
+    with world.engine.connect() as conn:
+        assert audit.verify(conn).ok
