@@ -26,6 +26,8 @@ from cloud_sync.provisioning_cli import parse_ttl
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
 
+    from cloud_sync.governance.audit import Entry
+
 GOVERNANCE_COMMANDS = ("add-user", "disable-user", "create-token", "revoke-token", "list-tokens", "audit", "retention",
                        "subject")
 DEFAULT_TOKEN_TTL = "90d"
@@ -87,7 +89,7 @@ def _actor() -> str:
         return f"cli:uid{os.getuid()}"
 
 
-def audit_cli_action(engine: Engine, args: argparse.Namespace) -> None:
+def audit_cli_action(engine: Engine, args: argparse.Namespace) -> Entry:
     """Append an administrative command to the audit trail (before it runs: a failed audit stops it)."""
     from cloud_sync.governance import audit
 
@@ -96,7 +98,17 @@ def audit_cli_action(engine: Engine, args: argparse.Namespace) -> None:
                               and v is not None and not isinstance(v, bool)}
     subject = getattr(args, "name", None) or getattr(args, "user", None) or getattr(args, "id", None)
     with engine.begin() as conn:
-        audit.append(conn, _actor(), "admin", f"cli {args.command}", subject, detail)
+        return audit.append(conn, _actor(), "admin", f"cli {args.command}", subject, detail)
+
+
+def audit_cli_outcome(engine: Engine, entry: Entry, code: int) -> None:
+    """The outcome of a command ``audit_cli_action`` recorded (its exit status)."""
+    from cloud_sync.governance import audit
+
+    outcome = "done" if code == 0 else f"exit {code}"
+    with engine.begin() as conn:
+        audit.append(conn, entry.actor, entry.role, f"{entry.action} -> {outcome}", entry.subject,
+                     {"outcome": outcome, "request_entry": entry.seq})
 
 
 def run_governance_command(args: argparse.Namespace, engine: Engine) -> int:
@@ -112,12 +124,14 @@ def run_governance_command(args: argparse.Namespace, engine: Engine) -> int:
         return _subject(args, engine)
     if args.command == "list-tokens":
         return _list_tokens(args, engine)
-    audit_cli_action(engine, args)
+    entry = audit_cli_action(engine, args)
     try:
-        return _admin(args, engine)
+        code = _admin(args, engine)
     except (IdentityError, ValueError) as exc:
         print(f"fleet-cloud: {exc}", file=sys.stderr)
-        return 1
+        code = 1
+    audit_cli_outcome(engine, entry, code)
+    return code
 
 
 def _admin(args: argparse.Namespace, engine: Engine) -> int:

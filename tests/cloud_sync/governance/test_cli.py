@@ -63,16 +63,16 @@ def test_audit_verify_names_the_first_broken_link_and_export_head_catches_trunca
     for name in ("a1", "a2", "a3", "a4"):
         assert cli("--database-url", db, "add-user", "--name", name, "--role", "auditor").returncode == 0
     exported = cli("--database-url", db, "audit", "export-head", "--out", str(heads))
-    assert exported.returncode == 0 and "entry 4" in exported.stdout
-    assert json.loads(heads.read_text())["seq"] == 4
+    assert exported.returncode == 0 and "entry 8" in exported.stdout  # each command: request + outcome
+    assert json.loads(heads.read_text())["seq"] == 8
     engine = make_engine(db)
     with engine.begin() as conn:  # truncate the tail and rewind the head row: only the export remembers
-        last = conn.execute(audit_log.select().where(audit_log.c.seq == 3)).one()
-        conn.execute(delete(audit_log).where(audit_log.c.seq == 4))
-        conn.execute(update(audit_head).values(seq=3, hash=last.hash))
+        last = conn.execute(audit_log.select().where(audit_log.c.seq == 7)).one()
+        conn.execute(delete(audit_log).where(audit_log.c.seq == 8))
+        conn.execute(update(audit_head).values(seq=7, hash=last.hash))
     assert cli("--database-url", db, "audit", "verify").returncode == 0
     v = cli_process("--database-url", db, "audit", "verify", "--heads", str(heads))
-    assert v.returncode == 1 and "BROKEN at entry 4" in v.stdout and "truncated" in v.stdout
+    assert v.returncode == 1 and "BROKEN at entry 8" in v.stdout and "truncated" in v.stdout
     with engine.begin() as conn:
         conn.execute(update(audit_log).where(audit_log.c.seq == 2).values(actor="mallory"))
     v = cli("--database-url", db, "audit", "verify")
