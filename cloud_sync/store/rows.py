@@ -41,10 +41,12 @@ class TableRows:
         return len(next(iter(self.columns.values())))
 
 
-def _value_json(v: float | int) -> str:
-    text = repr(v)
+def _values_json(values: Sequence[float | int]) -> list[str]:
+    texts = list(map(repr, values))
     # repr of a non-finite float is 'nan', 'inf' or '-inf': the only reprs of an int or float with an 'n'
-    return f'{{"{FLOAT_TAG}":"{text}"}}' if "n" in text else text
+    if "n" in "".join(texts):
+        texts = [f'{{"{FLOAT_TAG}":"{t}"}}' if "n" in t else t for t in texts]
+    return texts
 
 
 def _sample_json(batch: BatchColumns) -> list[str]:
@@ -52,8 +54,8 @@ def _sample_json(batch: BatchColumns) -> list[str]:
     pre = {sig: '{"signal":' + dumps_payload(sig) + ',"value":' for sig in set(s.signal)}
     post = {pair: ',"unit":' + dumps_payload(pair[0]) + ',"source":' + dumps_payload(pair[1]) + "}"
             for pair in set(zip(s.unit, s.source, strict=True))}
-    return [pre[sig] + _value_json(v) + post[u, src] for sig, v, u, src in zip(s.signal, s.value, s.unit, s.source,
-                                                                                 strict=True)]
+    return [pre[sig] + v + post[u, src] for sig, v, u, src in zip(s.signal, _values_json(s.value), s.unit, s.source,
+                                                                    strict=True)]
 
 
 def _position_json(batch: BatchColumns) -> list[str]:
@@ -87,15 +89,17 @@ def batch_rows(batch: BatchColumns, received_at: float) -> tuple[TableRows, Tabl
                         {"record_id": body.ids, "kind": body.kinds, "priority": body.priorities,
                          "device_time": body.timestamps, "edge_received_at": body.received_at, "payload": payload})
 
-    pos: dict[str, list[Any]] = {k: [] for k in ("record_id", "device_time", "lat", "lon", "speed_mps", "course_deg")}
     cp = body.positions
-    speed, course = cp.optional.get("speed_mps"), cp.optional.get("course_deg")
-    for j, i in enumerate(body.position_index):
-        lat, lon = cp.lat[j], cp.lon[j]
-        if abs(lat) <= 90 and abs(lon) <= 180:  # quantised values are finite; range still to check
-            for k, v in (("record_id", body.ids[i]), ("device_time", body.timestamps[i]), ("lat", lat), ("lon", lon),
-                         ("speed_mps", speed[j] if speed else None), ("course_deg", course[j] if course else None)):
-                pos[k].append(v)
+    # quantised values are finite; their range is still to check (almost always all in range)
+    keep = [j for j, (a, b) in enumerate(zip(cp.lat, cp.lon, strict=True)) if abs(a) <= 90 and abs(b) <= 180]
+    at = [body.position_index[j] for j in keep]
+    nothing = [None] * len(keep)
+    pos: dict[str, list[Any]] = {
+        "record_id": [body.ids[i] for i in at], "device_time": [body.timestamps[i] for i in at],
+        "lat": [cp.lat[j] for j in keep], "lon": [cp.lon[j] for j in keep],
+        **{k: nothing if (col := cp.optional.get(k)) is None else [col[j] for j in keep]
+           for k in ("speed_mps", "course_deg")},
+    }
     evt: dict[str, list[Any]] = {k: [] for k in ("record_id", "kind", "priority", "device_time", "payload")}
     for i, g in zip(body.generic_index, body.generic, strict=True):
         kind = body.kinds[i]

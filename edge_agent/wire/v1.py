@@ -170,9 +170,7 @@ class FormatV1:
         received = [t + o for t, o in zip(ts, offsets, strict=True)]
         if n and max(-min(ts), max(ts), -min(received), max(received)) > MAX_ABS_TIME_MS:
             raise InvalidRecord(f"a time beyond {MAX_ABS_TIME_MS} ms of the epoch")
-        where: dict[int, list[int]] = {tag: [] for tag in (_GENERIC, *COLUMNAR)}
-        for i, tag in enumerate(codecs):
-            where[tag].append(i)
+        where = {tag: [i for i, t in enumerate(codecs) if t == tag] for tag in (_GENERIC, *COLUMNAR)}
         generic: list[dict[str, Any]] = []
         for i in where[_GENERIC]:
             value = read_value(r, strings)
