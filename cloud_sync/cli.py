@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cloud_sync.compliance.cli import add_parsers as _add_compliance_commands
 from cloud_sync.config_push.cli import add_parsers as _add_config_commands
 from cloud_sync.governance.cli import GOVERNANCE_COMMANDS, audit_cli_action, run_governance_command
 from cloud_sync.governance.cli import add_parsers as _add_governance_commands
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_webhook_commands(sub)
     _add_report_commands(sub)
     _add_config_commands(sub)
+    _add_compliance_commands(sub)
     serve.add_argument("--no-webhooks", action="store_true",
                        help="do not deliver webhooks from this process (run `fleet-cloud webhooks dispatch` instead)")
     return parser
@@ -100,6 +102,10 @@ def _run(args: argparse.Namespace) -> int:
         from cloud_sync.reports.cli import run as run_reports
 
         return run_reports(args, engine)
+    if args.command == "compliance":
+        from cloud_sync.compliance.cli import run as run_compliance
+
+        return run_compliance(args, engine)
     if args.command == "config":
         from cloud_sync.config_push.cli import run as run_config
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, func, insert, select, update
 
+from cloud_sync.compliance.alerts import inspection_failed
 from cloud_sync.compliance.drivers import require_driver
 from cloud_sync.compliance.errors import Conflict, Invalid, NotFound
 from cloud_sync.compliance.tables import dvir_reports
@@ -151,7 +152,13 @@ def submit(conn: Connection, device_id: str, draft: ReportDraft, entered_by: str
         recorded_at=time.time() if now is None else now, entered_by=entered_by))
     key = result.inserted_primary_key
     assert key is not None
-    return get(conn, device_id, int(key[0]))
+    report = get(conn, device_id, int(key[0]))
+    if report.unsafe:
+        inspection_failed(conn, device_id, report.id, {
+            "kind": draft.kind, "driver_id": draft.driver_id,
+            "defects": [{"item": d.item, "description": d.description} for d in draft.defects if d.affects_safety],
+        }, draft.inspected_at, time.time() if now is None else now)
+    return report
 
 
 def get(conn: Connection, device_id: str, report_id: int) -> Report:
