@@ -138,12 +138,34 @@ def _outcome(services: Services, entry: audit.Entry, outcome: str) -> None:
                      {"outcome": outcome, "request_entry": entry.seq})
 
 
+def _refuse_unknown_query(request: Request, route: APIRoute) -> None:
+    """422 for a query parameter the route does not take: a mistyped ``?form=`` must not silently widen a
+    range to everything. The names are the route's documented ones (its OpenAPI operation)."""
+    if not request.query_params:
+        return
+    known: dict[tuple[str, str], frozenset[str] | None] | None = getattr(request.app.state, "query_names", None)
+    if known is None:
+        known = request.app.state.query_names = {}
+    slot = (request.method, route.path)
+    if slot not in known:
+        op = request.app.openapi().get("paths", {}).get(route.path, {}).get(request.method.lower())
+        known[slot] = None if op is None else frozenset(
+            p["name"] for p in op.get("parameters", []) if p.get("in") == "query")
+    names = known[slot]
+    unknown = sorted(set(request.query_params) - names) if names is not None else []
+    if unknown:
+        takes = ", ".join(sorted(names or ())) or "none"
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            f"unknown query parameter(s) {', '.join(map(repr, unknown))}; this route takes: {takes}")
+
+
 def _admit(request: Request, services: Services, creds: HTTPAuthorizationCredentials | None
            ) -> tuple[Principal | None, audit.Entry | None]:
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):  # only APIRoutes run dependencies: reaching here is a wiring bug
         raise HTTPException(status.HTTP_403_FORBIDDEN, "route is not declared in cloud_sync/api/access.py")
     key = route_key(request.method, route.path)
+    _refuse_unknown_query(request, route)
     rule = ACCESS.get(key)
     if rule is None:
         log.warning("refused %s: not declared in cloud_sync/api/access.py (deny by default)", key)

@@ -7,6 +7,7 @@ import asyncio
 
 from cloud_sync.api.limits import MAX_REQUEST_BYTES
 from cloud_sync.governance.roles import Role
+from tests.cloud_sync.governance.conftest import DEVICE_A
 
 
 def test_a_declared_oversized_body_is_refused_before_it_is_read(world):
@@ -60,3 +61,12 @@ def test_bad_input_is_a_4xx_naming_the_field(world):
     r = c.post("/v1/users", headers=hdr, content=b"{not json")
     assert r.status_code == 422
     assert c.get("/v1/audit", headers=hdr, params={"after": "-1"}).status_code == 422
+
+
+def test_an_unknown_query_parameter_is_refused_not_ignored(world):
+    c, hdr = world.client, world.auth(Role.ADMIN)
+    r = c.get(f"/v1/vehicles/{DEVICE_A}/positions", headers=hdr, params={"form": "0"})  # meant ?from=
+    assert r.status_code == 422 and "'form'" in r.json()["detail"] and "from" in r.json()["detail"]
+    assert c.get(f"/v1/vehicles/{DEVICE_A}/positions", headers=hdr, params={"from": "0"}).status_code == 200
+    assert c.get("/healthz", params={"x": "1"}).status_code == 422
+    assert c.get("/metrics", params={"format": "json"}).status_code == 200
