@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from cloud_sync.governance.audit import Entry
 
 GOVERNANCE_COMMANDS = ("add-user", "disable-user", "create-token", "revoke-token", "list-tokens", "audit", "retention",
-                       "subject")
+                       "subject", "access")
 DEFAULT_TOKEN_TTL = "90d"
 #: Argument names never copied into audit entries (secrets, key material).
 SECRET_ARGS = frozenset({"token", "public_key", "password"})
@@ -71,6 +71,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     apply.add_argument("--dry-run", action="store_true", help="count only, change nothing")
     apply.add_argument("--every", type=parse_ttl, help="keep running at this interval (e.g. 1d) until killed")
     apply.add_argument("--json", action="store_true")
+    sub.add_parser("access", help="who may call every route (cloud_sync.api.access.ACCESS), one line each")
     subject = sub.add_parser("subject", help="a driver's data: export it (GDPR Art. 15/20) or erase it (Art. 17)")
     subject_sub = subject.add_subparsers(dest="subject_command", required=True)
     out = subject_sub.add_parser("export", help="everything held about a driver, as JSON")
@@ -115,6 +116,8 @@ def run_governance_command(args: argparse.Namespace, engine: Engine) -> int:
     from cloud_sync.governance.identity import IdentityError
     from cloud_sync.store import migrate
 
+    if args.command == "access":  # the table is code: no database needed
+        return _access()
     migrate(engine)
     if args.command == "audit":
         return _verify(args, engine) if args.audit_command == "verify" else _export(args, engine)
@@ -292,4 +295,18 @@ def audit_cli_action_in(conn: Connection, args: argparse.Namespace, subject: str
     from cloud_sync.governance import audit
 
     audit.append(conn, _actor(), "admin", f"cli {args.command} {args.subject_command}", subject, {})
+
+
+def _access() -> int:
+    from cloud_sync.api.access import ACCESS
+
+    for key, rule in sorted(ACCESS.items(), key=lambda kv: (kv[0].split(" ", 1)[1], kv[0])):
+        if rule.public:
+            print(f"{key:<58} public: {rule.why}")
+            continue
+        notes = [n for n, on in (("depot-scoped", rule.depot_scoped), (f"personal: {rule.personal}", rule.personal))
+                 if on]
+        roles = ", ".join(sorted(r.value for r in rule.roles))
+        print(f"{key:<58} {roles}" + (f"  [{'; '.join(notes)}]" if notes else ""))
+    return 0
 

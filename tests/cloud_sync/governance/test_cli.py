@@ -117,3 +117,13 @@ def test_subject_export_and_erase_from_the_command_line(tmp_path, cli):
         assert [(e.action, e.subject) for e in audit.page(conn)] == [("cli subject export", "drv-1"),
                                                                     ("erase driver", "drv-1")]
     engine.dispose()
+
+
+def test_the_access_table_prints_one_line_per_route(tmp_path, cli):
+    from cloud_sync.api.access import ACCESS
+
+    shown = cli("--database-url", f"sqlite:///{tmp_path / 'none.db'}", "access")
+    lines = shown.stdout.splitlines()
+    assert shown.returncode == 0 and len(lines) == len(ACCESS) and not (tmp_path / "none.db").exists()
+    assert any(line.startswith("GET /v1/vehicles/{device}/positions") and "personal: location" in line
+               for line in lines)
