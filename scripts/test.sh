@@ -12,10 +12,14 @@ ruff check edge_agent cloud_sync provisioning firmware_profiles native hil tests
 echo "== mypy"
 mypy edge_agent cloud_sync provisioning firmware_profiles native hil
 
+# Two pytest-xdist workers (the CI machine has 2 cores, and most tests wait on real processes, brokers and
+# databases); loadgroup keeps tests marked with one xdist_group on one worker. PYTEST_WORKERS=0 runs in-process.
+PYTEST_WORKERS=${PYTEST_WORKERS:-2}
+
 run_pytest() {
   # pytest exits 5 when it collected nothing; that is a failure of the suite's wiring, say so.
   set +e
-  python -m pytest "$@"
+  python -m pytest -n "$PYTEST_WORKERS" --dist loadgroup "$@"
   rc=$?
   set -e
   if [ "$rc" = 5 ]; then

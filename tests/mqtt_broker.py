@@ -19,6 +19,14 @@ import pytest
 
 #: Longest a broker may take to accept connections after a (re)start before the test fails.
 READY_TIMEOUT_S = 15.0
+#: Fresh ports a first start tries when its port was taken between ``free_port`` and Mosquitto's bind
+#: (tests run in parallel under pytest-xdist, and any process may be handed the same ephemeral port).
+BIND_ATTEMPTS = 5
+#: MQTT 3.1.1 CONNECT (protocol level 4, clean session, keep-alive 60 s, empty client id: the broker
+#: assigns one), the CONNACK that accepts it, and DISCONNECT (MQTT 3.1.1 sections 3.1, 3.2, 3.14).
+MQTT_PROBE_CONNECT = b"\x10\x0c\x00\x04MQTT\x04\x02\x00\x3c\x00\x00"
+MQTT_CONNACK_ACCEPTED = b"\x20\x02\x00\x00"
+MQTT_DISCONNECT = b"\xe0\x00"
 
 
 def find_mosquitto() -> str | None:
@@ -57,7 +65,7 @@ class Mosquitto:
         self.starts = 0
         (workdir / "data").mkdir(parents=True, exist_ok=True)
         lines = [
-            f"listener {self.port} 127.0.0.1",
+            "",  # the listener line, filled in by _write_config (a first start may move to another port)
             # Run as root, mosquitto would switch to user "mosquitto", who cannot write our temp dir.
             f"user {pwd.getpwuid(os.getuid()).pw_name}",
             "allow_anonymous true",
@@ -78,8 +86,15 @@ class Mosquitto:
         if max_packet_size is not None:
             lines.append(f"max_packet_size {max_packet_size}")
         lines.extend(extra_config)  # last: a further ``listener`` block may follow
+        self._lines = lines
         self.config = workdir / "mosquitto.conf"
-        self.config.write_text("\n".join(lines) + "\n")
+        self._written = self._write_config()
+
+    def _write_config(self) -> str:
+        self._lines[0] = f"listener {self.port} 127.0.0.1"
+        text = "\n".join(self._lines) + "\n"
+        self.config.write_text(text)
+        return text
 
     @property
     def address(self) -> str:
@@ -87,21 +102,58 @@ class Mosquitto:
 
     def start(self) -> None:
         assert self.proc is None or self.proc.poll() is not None, "broker already running"
+        for _ in range(BIND_ATTEMPTS - 1):
+            if not self._port_taken_at_first_start():
+                return
+            # Nobody can know the port yet (a restart keeps its port: clients reconnect to it).
+            self.port = free_port()
+            self._written = self._write_config()
+        self._start_once()
+
+    def _port_taken_at_first_start(self) -> bool:
+        """Start; True when this first start of our own config lost its port to another process."""
+        first = self.starts == 0
+        try:
+            self._start_once()
+            return False
+        except RuntimeError as exc:
+            own_config = self.config == self.workdir / "mosquitto.conf" and self.config.read_text() == self._written
+            if first and own_config and "Address already in use" in str(exc):
+                self.starts = 0
+                return True
+            raise
+
+    def _start_once(self) -> None:
+        log = self.workdir / "mosquitto.log"
+        log_size = log.stat().st_size if log.exists() else 0
         self.proc = subprocess.Popen([self.binary, "-c", str(self.config)], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         self.starts += 1
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                log = (self.workdir / "mosquitto.log")
-                raise RuntimeError(f"mosquitto exited {self.proc.returncode}: "
-                                   f"{log.read_text()[-2000:] if log.exists() else ''}")
-            try:
-                socket.create_connection((self.host, self.port), timeout=0.5).close()
+                said = log.read_bytes()[log_size:][-2000:].decode(errors="replace") if log.exists() else ""
+                raise RuntimeError(f"mosquitto exited {self.proc.returncode}: {said}")
+            if self._accepts():
                 return
-            except OSError:
-                time.sleep(0.02)
+            time.sleep(0.02)
         raise RuntimeError(f"mosquitto did not accept connections on {self.address} within {READY_TIMEOUT_S} s")
+
+    def _accepts(self) -> bool:
+        """Our broker answers on the port: with our own (plain, anonymous) config an MQTT CONNECT gets its
+        CONNACK, so a process that took the port first is not mistaken for the broker; a config from
+        elsewhere (TLS listener) only gets a TCP connect."""
+        try:
+            with socket.create_connection((self.host, self.port), timeout=0.5) as conn:
+                if self.config != self.workdir / "mosquitto.conf" or self.config.read_text() != self._written:
+                    return True
+                conn.settimeout(2.0)
+                conn.sendall(MQTT_PROBE_CONNECT)
+                answer = conn.recv(4)
+                conn.sendall(MQTT_DISCONNECT)
+                return answer == MQTT_CONNACK_ACCEPTED
+        except OSError:
+            return False
 
     def kill(self) -> None:
         """SIGKILL: no goodbye, no final save (what a power cut or OOM kill does)."""

@@ -2,8 +2,8 @@
 
 PostgreSQL: ``FLEET_TEST_PG_URL`` (default ``postgresql+psycopg://postgres@127.0.0.1:5432/postgres``)
 names a server and a maintenance database; one uniquely named database is created per test session
-and dropped at its end, and each test gets an empty schema in it. Unreachable server: the PostgreSQL
-cases skip, except under ``CI=true`` where they fail (CI has PostgreSQL).
+and dropped at its end, and each test gets an empty migrated schema in it (``store_reset``). Unreachable
+server: the PostgreSQL cases skip, except under ``CI=true`` where they fail (CI has PostgreSQL).
 """
 
 from __future__ import annotations
@@ -11,12 +11,14 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
 from cloud_sync.store import make_engine, migrate
+from tests.cloud_sync.store_reset import PgBaseline, copy_sqlite, pg_baseline, reset_pg, sqlite_template
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 SKIP_MESSAGE = "PostgreSQL not reachable at 127.0.0.1:5432; start it or set FLEET_TEST_PG_URL to run these"
@@ -46,22 +48,28 @@ def pg_database_url() -> Iterator[str]:
         admin.dispose()
 
 
-def _reset_pg(engine: Engine) -> None:
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
+@pytest.fixture(scope="session")
+def pg_store_baseline(pg_database_url: str) -> PgBaseline:
+    """The session database, migrated from nothing once; ``reset_pg`` brings it back to this per test."""
+    return pg_baseline(pg_database_url)
+
+
+@pytest.fixture(scope="session")
+def sqlite_store_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return sqlite_template(tmp_path_factory.mktemp("store-template"))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    """A migrated, empty store on each backend."""
+    """A migrated, empty store on each backend (see tests/cloud_sync/store_reset.py for how it is made fresh)."""
     if request.param == "sqlite":
         path = tmp_path_factory.mktemp("store") / "cloud.db"
+        copy_sqlite(request.getfixturevalue("sqlite_store_template"), path)
         eng = make_engine(f"sqlite:///{path}")
     else:
         eng = make_engine(request.getfixturevalue("pg_database_url"))
-        _reset_pg(eng)
-    migrate(eng)
+        reset_pg(eng, request.getfixturevalue("pg_store_baseline"))
+    migrate(eng)  # a no-op on a current store; kept so the fixture's promise does not rest on the copy alone
     try:
         yield eng
     finally:

@@ -10,7 +10,6 @@ the dump of in-order delivery.
 from __future__ import annotations
 
 import random
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,11 +17,12 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from cloud_sync.ingest import Ingestor
 from cloud_sync.store import make_engine, migrate
 from tests.cloud_sync.helpers import T0, SimDevice, dump
+from tests.cloud_sync.store_reset import PgBaseline, copy_sqlite, reset_pg
 
 RECEIVED = T0 + 86_400.0
 
@@ -43,23 +43,26 @@ DEVICE, BLOBS = _stream()
 
 
 class Stores:
-    """Fresh, migrated stores per example (a SQLite file, or an emptied PostgreSQL schema)."""
+    """Fresh, migrated stores per example (a copied SQLite template, or the PostgreSQL schema reset; see
+    tests/cloud_sync/store_reset.py)."""
 
-    def __init__(self, backend: str, pg_url: str | None) -> None:
-        self.backend, self.pg_url = backend, pg_url
-        self.tmp = Path(tempfile.mkdtemp(prefix="fleet-prop-"))
+    def __init__(self, tmp: Path, sqlite: Path | None, pg: tuple[str, PgBaseline] | None) -> None:
+        self.tmp, self.sqlite = tmp, sqlite
         self.n = 0
-        self._pg: Engine | None = make_engine(pg_url) if pg_url else None
+        self._pg: Engine | None = make_engine(pg[0]) if pg else None
+        self._baseline = pg[1] if pg else None
 
     def fresh(self) -> Engine:
         self.n += 1
         if self._pg is None:
-            engine = make_engine(f"sqlite:///{self.tmp / f'{self.n}.db'}")
+            assert self.sqlite is not None
+            path = self.tmp / f"{self.n}.db"
+            copy_sqlite(self.sqlite, path)
+            engine = make_engine(f"sqlite:///{path}")
         else:
+            assert self._baseline is not None
             engine = self._pg
-            with engine.begin() as conn:
-                conn.execute(text("DROP SCHEMA public CASCADE"))
-                conn.execute(text("CREATE SCHEMA public"))
+            reset_pg(engine, self._baseline)
         migrate(engine)
         DEVICE.register(engine)
         return engine
@@ -77,9 +80,13 @@ class Stores:
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def stores(request: pytest.FixtureRequest) -> Iterator[Stores]:
-    url = request.getfixturevalue("pg_database_url") if request.param == "postgresql" else None
-    s = Stores(request.param, url)
+def stores(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stores]:
+    tmp = tmp_path_factory.mktemp("prop")
+    if request.param == "postgresql":
+        s = Stores(tmp, None, (request.getfixturevalue("pg_database_url"),
+                               request.getfixturevalue("pg_store_baseline")))
+    else:
+        s = Stores(tmp, request.getfixturevalue("sqlite_store_template"), None)
     yield s
     if s._pg is not None:
         s._pg.dispose()
