@@ -10,6 +10,9 @@ Checks run cheapest and least trusting first, and nothing is stored unless all p
 5. in one write transaction holding the device's row lock: duplicate, replay window, chain
    (``cloud_sync.store.batches.commit_batch``), then every insert.
 
+An authentic batch (signature verified) refused for its content or its place in the chain is recorded
+(``store.refusals``): the chain gap its absence leaves is then explained, not open.
+
 Each rejection is logged with its reason and counted in ``Metrics`` (``fleet_cloud_rejected_total``).
 A blob whose header cannot be read has no trustworthy device id; its ack names ``UNREADABLE_DEVICE``
 (a caller that knows the sender, such as the MQTT worker from its topic, may substitute it).
@@ -27,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import Connection, Engine
 
 from cloud_sync.metrics import Metrics
+from cloud_sync.store import refusals
 from cloud_sync.store.batches import SEQ_WINDOW, UnstorableBatch, commit_batch, stored_hash
 from cloud_sync.store.devices import get_device, retired_keys
 from edge_agent.wire import Ack, BatchColumns, WireError, batch_hash, open_columns, read_header
@@ -97,10 +101,10 @@ class Ingestor:
         except WireError as exc:
             if exc.reason == "bad_signature":  # sealed before the device rotated its key? (store.devices)
                 return self._open_with_retired_key(blob, blob_hash, header.created_at, ident, exc, now)
-            return self._reject(*ident, exc.reason, exc.detail)
+            return self._refused(ident, header.prev_hash, blob_hash, exc.reason, exc.detail, now)
         except Exception as exc:  # bad input must never crash a worker; a wire bug is logged in full
             log.exception("opening batch %s/%d/%d failed", *ident)
-            return self._reject(*ident, "undecodable", repr(exc))
+            return self._refused(ident, header.prev_hash, blob_hash, "undecodable", repr(exc), now)
         return self._commit(batch, blob_hash, now)
 
     def _open_with_retired_key(self, blob: bytes, blob_hash: bytes, created_at: float, ident: tuple[str, int, int],
@@ -116,10 +120,10 @@ class Ingestor:
             except WireError as exc:
                 if exc.reason == "bad_signature":
                     continue
-                return self._reject(*ident, exc.reason, exc.detail)
+                return self._refused(ident, None, blob_hash, exc.reason, exc.detail, now)
             except Exception as exc:  # bad input must never crash a worker
                 log.exception("opening batch %s/%d/%d failed", *ident)
-                return self._reject(*ident, "undecodable", repr(exc))
+                return self._refused(ident, None, blob_hash, "undecodable", repr(exc), now)
             return self._commit(batch, blob_hash, now)
         return self._reject(*ident, refusal.reason, refusal.detail)
 
@@ -127,7 +131,7 @@ class Ingestor:
         try:
             return self._commit_once(batch, blob_hash, now)
         except UnstorableBatch as exc:  # rolled back: deterministic, so a retry would fail the same way
-            return self._reject(*batch.key, "unstorable", str(exc))
+            return self._refused(batch.key, batch.prev_hash, blob_hash, "unstorable", str(exc), now)
 
     def _commit_once(self, batch: BatchColumns, blob_hash: bytes, now: float) -> Ack:
         with self.engine.begin() as conn:
@@ -143,8 +147,8 @@ class Ingestor:
             elif outcome.status == "committed":
                 for hook in self.commit_hooks:
                     hook(conn, batch, now)
-        if outcome.status == "rejected":
-            return self._reject(*batch.key, outcome.reason, "")
+        if outcome.status == "rejected":  # the chain checks (seq_reused, replay, chain_broken)
+            return self._refused(batch.key, batch.prev_hash, blob_hash, outcome.reason, "", now)
         if outcome.status == "duplicate":
             return self._duplicate(batch.key)
         self.metrics.inc("batches_committed")
@@ -172,6 +176,19 @@ class Ingestor:
             if key is None:
                 key = self._keys[(device_id, pem)] = load_public_key_pem(pem.encode("ascii"))
             return key
+
+    def _refused(self, ident: tuple[str, int, int], prev_hash: bytes | None, blob_hash: bytes, reason: str,
+                 detail: str, now: float) -> Ack:
+        """Reject an authentic batch (its signature verified) and record the refusal (``store.refusals``), so
+        a chain gap its absence causes reads as explained. Recording is best effort: the ack goes out anyway."""
+        try:
+            with self.engine.begin() as conn:
+                get_device(conn, ident[0], for_update=True)  # one device's chain changes in turn
+                refusals.record(conn, ident[0], refusals.Refusal(ident[1], ident[2], ident[2], blob_hash, prev_hash,
+                                                                 "cloud", reason, detail, now))
+        except Exception:  # the store is failing: the refusal still stands, only its record is missing
+            log.exception("recording the refusal of batch %s/%d/%d failed", *ident)
+        return self._reject(*ident, reason, detail)
 
     def _reject(self, device_id: str, boot_epoch: int, seq: int, reason: str, detail: str) -> Ack:
         self.metrics.rejected(reason)

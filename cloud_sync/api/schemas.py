@@ -87,7 +87,24 @@ class GapPublic(BaseModel):
     seq_from: int
     seq_to: int
     detected_at: float
-    filled_at: float | None
+    filled_at: float | None = Field(description="when the gap stopped being open (filled by data, or explained)")
+    explanation: str | None = Field(
+        None, description="null: filled by the missing batches; else why they are not missing data: refused by "
+                          "the cloud (with the reason) or abandoned by the device, its rows re-sent in later batches")
+
+
+class RefusedBatchPublic(BaseModel):
+    """A batch that is not in the chain though its records are not missing (see ``store.refusals``)."""
+
+    boot_epoch: int
+    seq_from: int
+    seq_to: int | None = Field(description="null: to the end of the epoch (a device's notice after a restart)")
+    hash: str | None = Field(description="hex SHA-256 of the refused or abandoned blob, when known")
+    prev_hash: str | None = Field(description="hex hash the refused batch chained to (cloud refusals)")
+    source: str = Field(description="'cloud': refused at ingest; 'device': the device's abandoned-batches notice")
+    reason: str
+    detail: str
+    recorded_at: float
 
 
 class HealthPublic(BaseModel):
@@ -103,8 +120,11 @@ class HealthPublic(BaseModel):
     records_received: int
     records_by_kind: dict[str, int]
     dropped_by_kind: dict[str, int] = Field(description="records the device's outbox evicted (its drop reports)")
-    open_gaps: list[GapPublic]
+    open_gaps: list[GapPublic] = Field(description="batches missing and not accounted for: data not yet seen")
     filled_gaps: list[GapPublic]
+    refused_batches: list[RefusedBatchPublic] = Field(
+        default_factory=list, description="batches refused by the cloud (authentic, for their content or chain "
+                                          "position) or abandoned by the device, newest first; not gaps")
     quarantined_by_kind: dict[str, int] = Field(
         default_factory=dict, description="records the device set aside because the cloud refused their content "
                                           "(its quarantine reports; kept on the device, not sent again)")

@@ -21,6 +21,7 @@ from cloud_sync.api.schemas import (
     Message,
     PositionPublic,
     PositionsPage,
+    RefusedBatchPublic,
     VehiclePublic,
     VehiclesPublic,
 )
@@ -28,6 +29,7 @@ from cloud_sync.governance.roles import SEES_LOCATION
 from cloud_sync.store import queries
 from cloud_sync.store.configs import latest_config, reported_status
 from cloud_sync.store.devices import get_device
+from cloud_sync.store.refusals import Refusal
 from edge_agent.wire.model import DEVICE_ID_RE, MAX_KIND_CHARS
 
 router = APIRouter(prefix="/v1/vehicles", tags=["vehicles"])
@@ -120,7 +122,14 @@ def get_events(conn: ConnDep, _staff: StaffDep, device: DeviceParam,
 
 def _gap(g: queries.Gap) -> GapPublic:
     return GapPublic(boot_epoch=g.boot_epoch, seq_from=g.seq_from, seq_to=g.seq_to, detected_at=g.detected_at,
-                     filled_at=g.filled_at)
+                     filled_at=g.filled_at, explanation=g.explanation)
+
+
+def _refused(r: Refusal) -> RefusedBatchPublic:
+    return RefusedBatchPublic(boot_epoch=r.boot_epoch, seq_from=r.seq_from, seq_to=r.seq_to,
+                              hash=None if r.hash is None else r.hash.hex(),
+                              prev_hash=None if r.prev_hash is None else r.prev_hash.hex(), source=r.source,
+                              reason=r.reason, detail=r.detail, recorded_at=r.recorded_at)
 
 
 @router.get("/{device}/health", summary="Data health: last batch, backlog, gaps, clock skew, records by kind",
@@ -136,6 +145,7 @@ def get_health(conn: ConnDep, _staff: StaffDep, device: DeviceParam) -> HealthPu
         batches_committed=h.batches_committed, records_received=h.records_received,
         records_by_kind=h.records_by_kind, dropped_by_kind=h.dropped_by_kind, open_gaps=[_gap(g) for g in h.open_gaps],
         filled_gaps=[_gap(g) for g in h.filled_gaps], quarantined_by_kind=h.quarantined_by_kind,
+        refused_batches=[_refused(r) for r in h.refused_batches],
         config_applied_version=reported.applied_version if reported else None,
         config_reported_at=reported.device_time if reported else None,
         config_desired_version=desired.version if desired else None)

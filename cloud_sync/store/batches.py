@@ -17,6 +17,9 @@ verified, so everything here may trust the batch. Its decisions, in order:
    is ``GENESIS_HASH`` or names a stored batch of another epoch (a new boot epoch continues the chain of
    the last one), or an open gap already covers ``seq - 1``. A gap is filled when every seq in it is
    stored, or, for an epoch-start gap, when the batch its successor names arrives from another epoch.
+   It is closed as explained when every seq in it is stored or accounted for by a refusal the cloud
+   recorded or a device's notice of abandoned batches (``store.refusals``); a batch carrying such notices
+   records them.
 
 With every batch of a valid stream delivered, in any order and any number of times, this ends in the
 same records, batches and no open gap (tests/cloud_sync/test_ingest_properties.py).
@@ -32,6 +35,7 @@ from sqlalchemy import BigInteger, Connection, String, and_, bindparam, case, ex
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError
 
+from cloud_sync.store import refusals
 from cloud_sync.store.bulk import store_batch_rows
 from cloud_sync.store.rows import batch_rows, latest_backlog
 from cloud_sync.store.schema import batches, chain_gaps, device_health, records
@@ -154,6 +158,9 @@ def commit_batch(conn: Connection, batch: Batch | BatchColumns, blob_hash: bytes
     if gap_opened or probe.gaps_open:  # (only this batch's own gap can have opened since the probe)
         _extend_gap_above(conn, device, epoch, seq, succ is not None)
         _fill_gaps(conn, batch, blob_hash, received_at)
+        refusals.explain_gaps(conn, device, epoch, received_at)  # a refused or abandoned batch is no hole
+    if batch.body.generic:  # the device's notices of batches it abandoned (store.refusals)
+        refusals.record_notices(conn, batch, received_at)
     return Outcome("committed", stored=len(batch), gap_opened=gap_opened)
 
 

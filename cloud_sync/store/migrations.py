@@ -78,6 +78,15 @@ def _device_keys(conn: Connection) -> None:
     schema.metadata.create_all(conn, tables=[devices.device_keys])
 
 
+def _batch_refusals(conn: Connection) -> None:
+    """Refused and abandoned batches (``store.refusals``), and why a closed chain gap is not missing data."""
+    from cloud_sync.store import refusals
+
+    schema.metadata.create_all(conn, tables=[refusals.batch_refusals])
+    if "explanation" not in {c["name"] for c in inspect(conn).get_columns("chain_gaps")}:  # v1 made it already
+        conn.execute(text("ALTER TABLE chain_gaps ADD COLUMN explanation TEXT"))
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("initial", _v1_initial),
     ("provisioning", _v2_provisioning),
@@ -87,6 +96,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("maintenance", _maintenance),
     ("compliance", _compliance),
     ("device_keys", _device_keys),
+    ("batch_refusals", _batch_refusals),
 ]
 LATEST_VERSION = len(MIGRATIONS)
 

@@ -12,7 +12,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, func, select, tuple_
 
+from cloud_sync.store import refusals
 from cloud_sync.store.devices import Device, list_devices
+from cloud_sync.store.refusals import Refusal
 from cloud_sync.store.schema import chain_gaps, device_health, events, positions, records
 
 #: A device whose newest batch reached the cloud within this many seconds is "online".
@@ -61,6 +63,8 @@ class Gap:
     seq_to: int
     detected_at: float
     filled_at: float | None
+    #: None when filled by data; else why its batches are not missing data (``store.refusals``).
+    explanation: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +85,8 @@ class Health:
     filled_gaps: list[Gap]
     #: What the device set aside because the cloud refused it for its content, from its quarantine reports.
     quarantined_by_kind: dict[str, int] = field(default_factory=dict)
+    #: Batches the cloud refused (authentic) or the device abandoned, newest first (``store.refusals``).
+    refused_batches: list[Refusal] = field(default_factory=list)
 
 
 def _position(row: Any) -> Position:
@@ -151,7 +157,7 @@ def _gaps(conn: Connection, device_id: str, filled: bool) -> list[Gap]:
     cond = g.filled_at.is_not(None) if filled else g.filled_at.is_(None)
     rows = conn.execute(select(chain_gaps).where(g.device_id == device_id, cond)
                         .order_by(g.detected_at.desc(), g.id.desc()).limit(MAX_GAPS_LISTED)).all()
-    return [Gap(r.boot_epoch, r.seq_from, r.seq_to, r.detected_at, r.filled_at) for r in rows]
+    return [Gap(r.boot_epoch, r.seq_from, r.seq_to, r.detected_at, r.filled_at, r.explanation) for r in rows]
 
 
 #: Kind of the edge outbox's eviction reports (``edge_agent.outbox.quota``): payload ``{"dropped": {kind: n}, ...}``.
@@ -182,9 +188,11 @@ def health(conn: Connection, device_id: str) -> Health:
     open_gaps, filled_gaps = _gaps(conn, device_id, False), _gaps(conn, device_id, True)
     dropped = _dropped(conn, device_id)
     quarantined = _dropped(conn, device_id, QUARANTINE_REPORT_KIND, "quarantined")
+    refused = refusals.listed(conn, device_id)
     if row is None:
         return Health(device_id, None, None, None, None, None, None, None, 0, 0, by_kind, dropped, open_gaps,
-                      filled_gaps, quarantined)
+                      filled_gaps, quarantined, refused)
     return Health(device_id, row.last_boot_epoch, row.last_seq, row.last_batch_created_at,
                   row.last_batch_received_at, row.clock_skew_s, row.backlog_records, row.backlog_reported_at,
-                  row.batches_committed, row.records_received, by_kind, dropped, open_gaps, filled_gaps, quarantined)
+                  row.batches_committed, row.records_received, by_kind, dropped, open_gaps, filled_gaps, quarantined,
+                  refused)

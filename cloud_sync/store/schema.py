@@ -126,7 +126,9 @@ chain_gaps = Table(
     Column("seq_from", BigInteger, nullable=False),  # first missing seq (inclusive)
     Column("seq_to", BigInteger, nullable=False),  # last missing seq (inclusive); seq_to + 1 was received
     Column("detected_at", Double, nullable=False),
-    Column("filled_at", Double),
+    Column("filled_at", Double),  # no longer open: every seq stored, or accounted for (``explanation``)
+    # NULL when filled by data; else why the missing batches are not missing data (``store.refusals``).
+    Column("explanation", Text),
 )
 Index("chain_gaps_by_epoch", chain_gaps.c.device_id, chain_gaps.c.boot_epoch, chain_gaps.c.seq_to)
 

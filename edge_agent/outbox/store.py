@@ -95,6 +95,9 @@ class Outbox:
         except sqlite3.Error as exc:
             self.close()
             raise OutboxError(f"outbox {self.path}: cannot reset in-flight rows on open: {exc}") from exc
+        #: Rows an uplink that died with the last process had claimed: the uplink then tells the cloud the
+        #: batches it had in flight were abandoned (``edge_agent.uplink.notices``).
+        self.reset_on_open: int = reset
         if reset:
             log.info("outbox %s: %d in-flight rows back to pending after restart", self.path, reset)
         self._take_reserve()

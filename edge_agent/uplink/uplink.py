@@ -11,12 +11,19 @@ SQLite. Each tick:
    leave again after the ack timeout. ``committed`` or ``duplicate`` deletes the rows; ``rejected``
    is handled by the reason's class (``rejects``): refused content is narrowed down by halving the
    batch until the refused rows stand alone, which go to the outbox's quarantine (reported to the
-   cloud, counted) while the next batches flow; anything else puts the rows back and pauses sending
-   for ``reject_backoff_s``, doubling on each further rejection up to ``REJECT_BACKOFF_MAX_FACTOR``
+   cloud, counted) while the next batches flow; a chain refusal puts the rows back and starts a new
+   boot epoch (the cloud recorded both refusals, ``cloud_sync.store.refusals``); a passing or trust
+   refusal keeps the rows claimed and publishes the same sealed blob again after a pause. The pause
+   is ``reject_backoff_s``, doubling on each further rejection up to ``REJECT_BACKOFF_MAX_FACTOR``
    times it (a rejection for trust, such as a revoked device, is logged as an error);
-2. puts back the rows of batches whose ack has not come within ``ack_timeout_s``; they leave again in
-   a new batch (the cloud stores a record once, whatever batch carries it);
+2. publishes again, unchanged, the batches whose ack has not come within ``ack_timeout_s``, refused by
+   the broker (PUBACK) or by paho's full queue (if the first copy did arrive, the ack says "duplicate");
 3. while connected and fewer than ``max_inflight`` batches await an ack, claims and publishes another.
+
+Same bytes under the same (epoch, seq) is no seq reuse, and it keeps the cloud's chain whole. Where the
+rows of a published batch do go out under a later seq without the cloud having refused it (a batch sealed
+with a replaced key, ``close``, a restart that finds rows in flight), a signed notice naming the abandoned
+batches goes first (``notices``), so the cloud's chain gaps are only data nobody accounted for.
 
 Order and size. ``Outbox.claim`` returns the highest priority first, then the oldest, so after a
 long outage the backlog drains oldest-first while each batch first takes whatever faults, events or
@@ -50,6 +57,7 @@ from edge_agent.counters import Counters
 from edge_agent.errors import OutboxError
 from edge_agent.model import Priority, Record
 from edge_agent.outbox import Outbox, StoredRecord
+from edge_agent.uplink import notices
 from edge_agent.uplink.identity import STATE_KEY, ChainState
 from edge_agent.uplink.rejects import RejectClass, classify
 from edge_agent.uplink.settings import UplinkSettings, batch_topic
@@ -84,6 +92,8 @@ class InFlight:
     narrowed: bool = False  # sent at a narrowed size after a content rejection
     pubacked: bool = False
     key_generation: int = 0  # SigningKey.generation of the key that sealed it
+    blob: bytes = b""  # the sealed bytes: a passing refusal sends them again unchanged
+    resend_at: float | None = None  # refused for a passing reason: publish ``blob`` again at this time
 
 
 class Uplink:
@@ -102,7 +112,13 @@ class Uplink:
                                                                                           self.counters)
         self.wall_clock = wall_clock
         self.topic = batch_topic(device_id)
+        previous = (self.outbox.get_state(STATE_KEY) or {}).get("run_epochs")
+        self._run_epochs: list[int] = []  # epochs drawn by this process (named after a crash: ``notices``)
         self.chain = self._new_epoch()
+        if getattr(outbox, "reset_on_open", 0) and isinstance(previous, list) and previous:
+            # The last run died with batches in flight: the cloud may lack some; their rows go out again.
+            self.outbox.append([notices.epochs_abandoned([e for e in previous if isinstance(e, int)],
+                                                         self.wall_clock())])
         self._inflight: dict[tuple[int, int], InFlight] = {}
         self._by_mid: dict[int, tuple[int, int]] = {}
         self._broker_max_packet: int | None = None
@@ -119,7 +135,9 @@ class Uplink:
         state = self.outbox.get_state(STATE_KEY) or {}
         last = state.get("boot_epoch")
         chain = ChainState.fresh(last if isinstance(last, int) else None, self.wall_clock())
-        self.outbox.put_state(STATE_KEY, {"boot_epoch": chain.boot_epoch, "started_at": self.wall_clock()})
+        self._run_epochs = [*self._run_epochs, chain.boot_epoch][-notices.MAX_RUN_EPOCHS:]
+        self.outbox.put_state(STATE_KEY, {"boot_epoch": chain.boot_epoch, "started_at": self.wall_clock(),
+                                          "run_epochs": self._run_epochs})
         log.info("uplink %s: boot epoch %d", self.device_id, chain.boot_epoch)
         return chain
 
@@ -131,15 +149,15 @@ class Uplink:
     def close(self) -> None:
         """Stop the transport and put unacked rows back to pending (a restart would do it too)."""
         self.transport.close()
-        ids = [i for b in self._inflight.values() for i in b.ids]
+        pending = list(self._inflight.values())
         self._inflight.clear()
         self._by_mid.clear()
-        if ids:
+        if pending:
             try:
-                self.outbox.release(ids)
+                self._give_up(pending, "shutdown")
             except OutboxError as exc:
                 log.warning("uplink: releasing %d rows at close failed (the next start resets them): %s",
-                            len(ids), exc)
+                            sum(len(b.ids) for b in pending), exc)
 
     @property
     def packet_limit(self) -> int:
@@ -158,6 +176,7 @@ class Uplink:
         quarantined = self.outbox.quarantined()
         return {"connected": self.transport.connected, "boot_epoch": self.chain.boot_epoch,
                 "next_seq": self.chain.seq, "in_flight_batches": len(self._inflight),
+                "awaiting_resend": sum(b.resend_at is not None for b in self._inflight.values()),
                 "in_flight_records": sum(len(b.ids) for b in self._inflight.values()),
                 "packet_limit": self.packet_limit, "batch_records": self.batch_records,
                 "quarantined_records": quarantined.rows, "quarantined_bytes": quarantined.bytes,
@@ -172,6 +191,7 @@ class Uplink:
             for event in self.transport.poll():
                 self._handle(event, t)
             self._expire(t)
+            self._resend(t)
             self._report_backlog(t)
             self._send(t)
         except OutboxError as exc:
@@ -197,10 +217,9 @@ class Uplink:
         if event.reason_code < REASON_FAILURE:
             batch.pubacked = True
             return
-        del self._inflight[batch.key]
-        self.outbox.release(batch.ids)
+        batch.resend_at = -math.inf  # the broker did not take it: the same blob goes again on the next tick
         self.counters.inc("puback_failures")
-        log.warning("uplink: broker refused batch %d/%d (%d records): PUBACK 0x%02X %s; rows kept",
+        log.warning("uplink: broker refused batch %d/%d (%d records): PUBACK 0x%02X %s; rows kept, sending it again",
                     *batch.key, len(batch.ids), event.reason_code, event.reason)
 
     def _on_ack(self, payload: bytes, now: float) -> None:
@@ -247,21 +266,30 @@ class Uplink:
         if ack.reason == "bad_signature" and batch.key_generation != self.signer.generation:
             # Sealed with the key a rotation replaced, after the rotation time: the rows go again now,
             # in a new batch sealed with the new key (nothing is signed twice with different keys).
-            self.outbox.release(batch.ids)
+            self._give_up([batch], "refused: bad_signature (replaced key)")
             self.counters.inc("rejects_old_key")
             log.info("uplink: batch %d/%d was sealed with the replaced signing key; its %d records go again "
                      "with the new one", *batch.key, len(batch.ids))
             return
-        self.outbox.release(batch.ids)
         self._rejections += 1
         pause = self.settings.reject_backoff_s * min(2 ** min(self._rejections - 1, 30), REJECT_BACKOFF_MAX_FACTOR)
         self._hold_until = now + pause
-        if reject_class is RejectClass.TRUST:
-            self.counters.inc("rejects_not_trusted")
-            log.error("uplink: THE CLOUD DOES NOT TRUST THIS DEVICE (%s): batch %d/%d (%d records) refused. "
-                      "Re-enrol the device or register its current signing key; rows kept, sending again in %.0f s",
-                      ack.reason, *batch.key, len(batch.ids), pause)
+        if reject_class is not RejectClass.CHAIN:
+            # Transient or trust: nothing of it was stored and the records are fine, so the same sealed blob
+            # goes again after the pause (same epoch, seq and bytes: no hole in the chain, and a refusal
+            # that lasts adds nothing to the outbox); its rows stay claimed meanwhile.
+            batch.resend_at = self._hold_until
+            self._inflight[batch.key] = batch
+            if reject_class is RejectClass.TRUST:
+                self.counters.inc("rejects_not_trusted")
+                log.error("uplink: THE CLOUD DOES NOT TRUST THIS DEVICE (%s): batch %d/%d (%d records) refused. "
+                          "Re-enrol the device or register its current signing key; rows kept, sending again in "
+                          "%.0f s", ack.reason, *batch.key, len(batch.ids), pause)
+                return
+            log.error("uplink: cloud refused batch %d/%d (%d records) for now: %s; sending the same batch again "
+                      "in %.0f s", *batch.key, len(batch.ids), ack.reason, pause)
             return
+        self.outbox.release(batch.ids)  # the cloud recorded the refusal (store.refusals): no notice needed
         log.error("uplink: cloud rejected batch %d/%d (%d records): %s; rows kept, sending again in %.0f s",
                   *batch.key, len(batch.ids), ack.reason, pause)
         if reject_class is RejectClass.CHAIN and batch.key[0] == self.chain.boot_epoch:
@@ -271,7 +299,8 @@ class Uplink:
         """The cloud will never take these rows as they are: find the refused ones, quarantine them."""
         if len(batch.ids) > 1:
             # Which rows? Send them again in halves (they are the oldest of their priority, so the next
-            # claims take them first); a half the cloud takes widens the batches again.
+            # claims take them first); a half the cloud takes widens the batches again. The cloud recorded
+            # the refusal of this authentic batch (store.refusals), so its seq is no hole.
             self.outbox.release(batch.ids)
             half = len(batch.ids) // 2
             self._narrow_to = half if self._narrow_to is None else min(self._narrow_to, half)
@@ -284,6 +313,28 @@ class Uplink:
         self.counters.inc("batches_quarantined")
         log.error("uplink: cloud refused outbox row %d for its content (%s, batch %d/%d): %d row(s) quarantined "
                   "and reported to the cloud", batch.ids[0], reason, *batch.key, moved)
+
+    def _give_up(self, spent: list[InFlight], why: str) -> None:
+        """These batches' rows go out again in later batches: the notice first (``notices``), then the rows."""
+        if not spent:
+            return
+        self.outbox.append([notices.abandoned([(*b.key, b.hash) for b in spent], why, self.wall_clock())])
+        self.outbox.release([i for b in spent for i in b.ids])
+        self.counters.inc("batches_abandoned", len(spent))
+
+    def _resend(self, now: float) -> None:
+        """Publish again, unchanged, the batches refused for a passing reason whose pause is over."""
+        for b in [b for b in self._inflight.values() if b.resend_at is not None and now >= b.resend_at]:
+            if not self.transport.connected:
+                return
+            mid = self.transport.publish(self.topic, b.blob)
+            if mid is None:
+                b.resend_at = now + self.settings.reject_backoff_s
+                self.counters.inc("publish_refused")
+                return
+            b.mid, b.sent_at, b.resend_at, b.pubacked = mid, now, None, False
+            self._by_mid[mid] = b.key
+            self.counters.inc("batches_resent")
 
     def _report_backlog(self, now: float) -> None:
         interval = self.settings.backlog_report_s
@@ -300,14 +351,14 @@ class Uplink:
             "boot_epoch": self.chain.boot_epoch, "next_seq": self.chain.seq})])
 
     def _expire(self, now: float) -> None:
-        late = [b for b in self._inflight.values() if now - b.sent_at >= self.settings.ack_timeout_s]
+        late = [b for b in self._inflight.values()
+                if b.resend_at is None and now - b.sent_at >= self.settings.ack_timeout_s]
         for b in late:
-            del self._inflight[b.key]
             self._by_mid.pop(b.mid, None)
-            self.outbox.release(b.ids)
+            b.resend_at = now  # the same blob again: if the first one did arrive, the cloud answers "duplicate"
             self.counters.inc("ack_timeouts")
-            log.warning("uplink: no ack for batch %d/%d within %.0f s (broker had it: %s); %d rows back to pending",
-                        *b.key, self.settings.ack_timeout_s, b.pubacked, len(b.ids))
+            log.warning("uplink: no ack for batch %d/%d within %.0f s (broker had it: %s); sending it again",
+                        *b.key, self.settings.ack_timeout_s, b.pubacked)
 
     def _send(self, now: float) -> None:
         s = self.settings
@@ -332,12 +383,13 @@ class Uplink:
             # deliver a message they reported as failed. Its ack then names a number no rows travel
             # under (and a hash no batch has), never the rows of another batch.
             self.chain.advance(blob_hash)
-            if mid is None:
-                self.outbox.release(ids)
+            sent = InFlight(ident, ids, mid or 0, now, blob_hash, narrowed=self._narrow_to is not None,
+                            key_generation=self.signer.generation, blob=blob)
+            self._inflight[ident] = sent
+            if mid is None:  # paho's queue is full: the same blob goes again after a pause
+                sent.resend_at = now + s.reject_backoff_s
                 self.counters.inc("publish_refused")
                 return
-            self._inflight[ident] = InFlight(ident, ids, mid, now, blob_hash, narrowed=self._narrow_to is not None,
-                                             key_generation=self.signer.generation)
             self._by_mid[mid] = ident
             self._last_sent = now
             self.counters.inc("batches_sent")

@@ -22,6 +22,7 @@ from edge_agent.counters import Counters
 from edge_agent.model import Priority, Record
 from edge_agent.outbox import Outbox
 from edge_agent.uplink import MqttTransport, Uplink, UplinkSettings
+from edge_agent.uplink.notices import NOTICE_KIND
 from edge_agent.wire.sign import public_key_pem
 from tests.cloud_sync.conftest import pg_database_url  # noqa: F401 - the session's PostgreSQL database, here too
 from tests.mqtt_broker import Mosquitto
@@ -83,11 +84,22 @@ class Cloud:
             worker.close()
         self.workers.clear()
 
-    def records(self, device_id: str = DEVICE) -> list[Any]:
+    def records(self, device_id: str = DEVICE, notices: bool = False) -> list[Any]:
+        """The device's stored records, without the uplink's abandoned-batch notices unless ``notices``."""
         r = schema.records.c
+        query = select(r.record_id, r.kind, r.boot_epoch, r.seq, r.payload).where(r.device_id == device_id)
+        if not notices:
+            query = query.where(r.kind != NOTICE_KIND)
         with self.engine.connect() as conn:
-            return list(conn.execute(select(r.record_id, r.kind, r.boot_epoch, r.seq, r.payload)
-                                     .where(r.device_id == device_id).order_by(r.record_id)))
+            return list(conn.execute(query.order_by(r.record_id)))
+
+    def gaps(self, device_id: str = DEVICE) -> tuple[list[Any], list[Any]]:
+        """The device's chain gaps: (open, closed), each row with its ``explanation``."""
+        g = schema.chain_gaps.c
+        with self.engine.connect() as conn:
+            rows = list(conn.execute(select(g.boot_epoch, g.seq_from, g.seq_to, g.filled_at, g.explanation)
+                                     .where(g.device_id == device_id).order_by(g.id)))
+        return [x for x in rows if x.filled_at is None], [x for x in rows if x.filled_at is not None]
 
     def batches(self, device_id: str = DEVICE) -> list[Any]:
         b = schema.batches.c

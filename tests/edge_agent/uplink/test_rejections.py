@@ -72,7 +72,15 @@ def test_refused_content_is_quarantined_and_reported_and_the_rest_flows(
         (report,) = [r.payload for r in stored if r.kind == "quarantine_report"]
         assert (report["reason"], report["count"], report["quarantined"]) == ("unstorable", 1, {"note": 1})
         with pg_cloud.engine.connect() as conn:  # what staff see in GET /v1/vehicles/{device}/health
-            assert queries.health(conn, DEVICE).quarantined_by_kind == {"note": 1}
+            health = queries.health(conn, DEVICE)
+        assert health.quarantined_by_kind == {"note": 1}
+        # Every refused batch is listed with its identity and reason; the chain has no unexplained hole.
+        assert health.open_gaps == []
+        refused = health.refused_batches
+        assert refused and {(r.source, r.reason) for r in refused} == {("cloud", "unstorable")}
+        assert all(r.seq_to == r.seq_from and r.hash is not None and r.prev_hash is not None for r in refused)
+        assert {r.seq_from for r in refused}.isdisjoint(b.seq for b in pg_cloud.batches())
+        assert all(g.explanation == "refused: unstorable" for g in health.filled_gaps)
 
         # The next batches flow at full size again; nothing more is refused.
         rejected = c.get("batches_rejected")
@@ -104,6 +112,11 @@ def test_a_failing_store_is_retried_and_nothing_is_quarantined(tmp_path: Path, c
         rig.pump(lambda: rig.outbox.depth() == 0, "the outbox to drain once the store is back")
         assert sorted(r.payload["n"] for r in cloud.records()) == list(range(50))
         assert rig.counters.get("batches_quarantined") == 0 and rig.outbox.quarantined().rows == 0
+        # The refused batches went again unchanged: one unbroken chain, no gap, nothing to explain.
+        assert rig.counters.get("batches_resent") >= 2
+        assert [b.seq for b in cloud.batches()] == list(range(len(cloud.batches())))
+        assert cloud.gaps() == ([], [])
+        assert cloud.records(notices=True) == cloud.records()
     finally:
         assert worker.terminate() == 0
     assert '"store_unavailable"' in worker.wait_line('"stopped"')
@@ -139,3 +152,46 @@ def test_acks_that_do_not_name_the_batch_sent_change_nothing(cloud: Cloud, make_
     rig.pump(lambda: rig.outbox.depth() == 0, "the real ack")
     assert rig.counters.get("ack_timeouts") >= 1
     assert sorted(r.payload["n"] for r in cloud.records()) == list(range(100))
+
+
+def test_a_power_cut_before_the_resend_leaves_no_unexplained_gap(tmp_path: Path, cloud: Cloud, make_rig) -> None:
+    """Batch 0 is lost at the broker (no worker yet) while batch 1 is stored: a real hole, until the device
+    accounts for it. Then the store fails, batch 2 is refused ``store_unavailable`` and the power goes before
+    it is sent again: the restart names the last run's epoch as abandoned and its rows leave again."""
+    settings = fast_settings(cloud.broker, max_batch_records=20, max_inflight=2, reject_backoff_s=60.0,
+                             ack_timeout_s=300.0)  # batch 0 is not sent again before the power cut
+    rig = make_rig(settings)
+    cloud.register(DEVICE, rig.key)
+    rig.outbox.append(positions(20))
+    rig.pump(lambda: rig.counters.get("batches_sent") == 1 and all(b.pubacked for b in rig.uplink._inflight.values()),
+             "batch 0 at the broker, which has nobody to give it to")
+    url = cloud.engine.url.render_as_string(hide_password=False)
+    worker = fleet_cloud_worker(cloud.broker, url, tmp_path / "worker.log")
+    try:
+        rig.outbox.append(positions(20, T0 + 20))
+        rig.pump(lambda: rig.counters.get("batches_committed") == 1, "batch 1 stored")
+        assert [(g.seq_from, g.seq_to) for g in cloud.gaps()[0]] == [(0, 0)]
+        with cloud.engine.begin() as conn:
+            conn.execute(text("ALTER TABLE batches RENAME TO batches_away"))
+        rig.outbox.append(positions(20, T0 + 40))
+        rig.pump(lambda: rig.uplink.status()["awaiting_resend"] == 1, "batch 2 refused, to be sent again")
+        epoch = rig.uplink.chain.boot_epoch
+        # Power cut: the process is gone (no close, no release); the store comes back meanwhile.
+        rig.uplink.transport.close()
+        rig.uplink._inflight.clear()
+        rig.outbox.close()
+        with cloud.engine.begin() as conn:
+            conn.execute(text("ALTER TABLE batches_away RENAME TO batches"))
+        again = make_rig(settings, key=rig.key)
+        assert again.outbox.reset_on_open == 40  # batches 0 and 2
+        again.pump(lambda: again.outbox.depth() == 0, "the outbox to drain after the restart")
+    finally:
+        assert worker.terminate() == 0
+    assert len(cloud.records()) == 60  # every record, once (the table's key is the device's record id)
+    open_gaps, closed = cloud.gaps()
+    assert open_gaps == []
+    assert [(g.boot_epoch, g.seq_from, g.seq_to, g.explanation) for g in closed] == [
+        (epoch, 0, 0, "abandoned by the device: restart")]
+    with cloud.engine.connect() as conn:
+        refused = queries.health(conn, DEVICE).refused_batches
+    assert [(r.boot_epoch, r.seq_from, r.seq_to, r.source) for r in refused] == [(epoch, 0, None, "device")]

@@ -61,10 +61,12 @@ def test_a_refused_batch_number_is_never_given_to_other_rows(tmp_path: Path) -> 
         refused = read_header(transport.refused[0])[0]
         numbers = [read_header(b)[0].seq for b in transport.sent]
         assert refused.seq not in numbers
-        # Suppose the refused message still reached the cloud (a client may deliver what it reported
-        # as failed): its ack must not delete the rows now travelling under other numbers.
+        # An ack that names the refused number but not its bytes (no hash) deletes nothing.
         depth = outbox.depth()
         transport.events.append(AckMessage(encode_ack(Ack(DEVICE, refused.boot_epoch, refused.seq, "committed"))))
         uplink.tick(0.2)
         assert outbox.depth() == depth
-        assert uplink.counters.get("acks_unmatched") == 1
+        assert uplink.counters.get("acks_without_hash") == 1
+        # After the pause the very same bytes go again under their own number (the cloud's chain stays whole).
+        uplink.tick(0.2 + settings.reject_backoff_s)
+        assert transport.sent.count(transport.refused[0]) == 1
