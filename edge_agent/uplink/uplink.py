@@ -112,7 +112,9 @@ class Uplink:
                                                                                           self.counters)
         self.wall_clock = wall_clock
         self.topic = batch_topic(device_id)
-        previous = (self.outbox.get_state(STATE_KEY) or {}).get("run_epochs")
+        last_run = self.outbox.get_state(STATE_KEY) or {}
+        # (a state written before the notices existed names only its last epoch)
+        previous = last_run.get("run_epochs", [last_run["boot_epoch"]] if "boot_epoch" in last_run else None)
         self._run_epochs: list[int] = []  # epochs drawn by this process (named after a crash: ``notices``)
         self.chain = self._new_epoch()
         if getattr(outbox, "reset_on_open", 0) and isinstance(previous, list) and previous:
