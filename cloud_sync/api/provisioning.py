@@ -86,15 +86,19 @@ def create_installer_token(body: InstallerTokenCreate, services: ServicesDep, ca
              responses={401: {"model": Message, "description": "unknown or expired token"},
                         409: {"model": Message, "description": "token used, or device enrolled with other keys"},
                         422: {"description": "CSR or key not acceptable"}})
-def enroll_device(body: EnrollCreate, services: ServicesDep, prov: ProvisioningDep) -> EnrollPublic:
+def enroll_device(request: Request, body: EnrollCreate, services: ServicesDep, prov: ProvisioningDep
+                  ) -> EnrollPublic:
     req = EnrollRequest(body.token, body.device_id, body.csr_pem, body.signing_public_key_pem, body.vin, body.profile)
     try:
         done = enroll(services.engine, prov, req)
     except EnrollRefused as exc:
         raise HTTPException(exc.status, str(exc)) from None
+    # The fleet's config-signing public key, which the device pins for signed config pushes (cloud_sync.config_push).
+    fleet_key = request.app.state.config_push.enrolment_key_pem()
+    agent_config = {**done.agent_config, **({"config_push": {"fleet_key_pem": fleet_key}} if fleet_key else {})}
     return EnrollPublic(device_id=done.device_id, depot=done.depot, certificate_pem=done.certificate_pem,
                         ca_chain_pem=done.ca_chain_pem, broker_host=done.broker_host, broker_port=done.broker_port,
-                        agent_config=done.agent_config, resumed=done.resumed)
+                        agent_config=agent_config, resumed=done.resumed)
 
 
 class SigningKeyRotation(BaseModel):
