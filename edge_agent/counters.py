@@ -57,9 +57,11 @@ COUNTER_DOCS: dict[str, str] = {
     "publish_refused": "Batches paho refused because its queue (uplink.max_queued) was full; sent again later.",
     "uplink_outbox_errors": "Outbox errors met by the uplink's tick (retried on the next tick).",
     "uplink_events_dropped": "MQTT events dropped on a full uplink event queue (rows wait for their ack timeout).",
-    "acks_hash_mismatch": "Cloud acks whose batch_hash is not that of the batch sent under their (epoch, seq); ignored.",
+    "acks_hash_mismatch": "Cloud acks whose batch_hash is not that of the batch sent under their (epoch, seq); "
+                          "ignored.",
     "acks_without_hash": "Cloud acks without a batch_hash (version 1, from an older cloud); ignored, rows resent.",
-    "rejects_not_trusted": "Batches refused as unknown device, revoked, bad signature or bad key; rows kept, backing off.",
+    "rejects_not_trusted": "Batches refused as unknown device, revoked, bad signature or bad key; rows kept, "
+                           "backing off.",
     "batches_narrowed": "Batches refused for their content whose rows were sent again in halves to find the bad ones.",
     "batches_quarantined": "Batches refused for their content whose rows were moved to the outbox quarantine.",
     "records_quarantined": "Outbox rows moved to the quarantine (refused by the cloud for their content; reported).",
