@@ -39,6 +39,9 @@ from cloud_sync.store import schema
 #: Longest an installer token may live: a token is for one fitting session, not a standing credential.
 MAX_TOKEN_TTL_S = 7 * 24 * 3600
 TOKEN_BYTES = 32
+#: Installer tokens start with this: a bare token_urlsafe value starts with "-" one time in 64, which
+#: `fleet-provision enroll --token <value>` (argparse) then reads as an option and refuses.
+TOKEN_PREFIX = "fit_"
 
 installer_tokens = Table(
     "installer_tokens",
@@ -90,7 +93,7 @@ def create_token(conn: Connection, depot: str, ttl_s: float, *, now: float | Non
     if not 0 < ttl_s <= MAX_TOKEN_TTL_S:
         raise ValueError(f"ttl must be between 0 and {MAX_TOKEN_TTL_S} s, got {ttl_s}")
     created = time.time() if now is None else now
-    token = secrets.token_urlsafe(TOKEN_BYTES)
+    token = TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
     conn.execute(insert(installer_tokens).values(token_hash=token_hash(token), depot=depot, created_at=created,
                                                  expires_at=created + ttl_s, used_at=None, used_by=None))
     return token, created + ttl_s

@@ -164,3 +164,17 @@ def test_racing_installers_with_one_token_one_wins(client):
     for t in threads:
         t.join()
     assert sorted(results) == [200, 409, 409, 409]
+
+
+def test_tokens_never_look_like_an_option_to_the_installer_cli(engine, monkeypatch):
+    # token_urlsafe starts with "-" one time in 64; `fleet-provision enroll --token -x...` would be refused.
+    from cloud_sync.store import provisioning as store_provisioning
+    from provisioning.cli import build_parser
+
+    monkeypatch.setattr(store_provisioning.secrets, "token_urlsafe", lambda n: "-" + "A" * (n - 1))
+    with engine.begin() as conn:
+        token, _ = store_provisioning.create_token(conn, "depot-north", 600)
+        assert get_token(conn, token) is not None
+    args = build_parser().parse_args(["enroll", "--cloud", "http://c", "--token", token, "--vehicle", VIN,
+                                      "--profile", "heavy_truck_j1939"])
+    assert args.token == token
