@@ -34,6 +34,9 @@ TICK_S = 0.005
 DUE_ROUNDING_S = 1e-6
 #: A generated frame this late (wall seconds) is dropped rather than sent: the clock was paused.
 LATE_S = 0.25
+#: A loop turn that comes this much later than ``TICK_S`` (wall seconds) means the rig stalled (a loaded
+#: machine): the scenario clock is held for the stall instead of jumping ahead, see ``StallHold``.
+STALL_S = 0.05
 
 
 class PlannedRoute(Route):
@@ -46,6 +49,40 @@ class PlannedRoute(Route):
 
     def at(self, t: float) -> Kinematics:
         return self._position(t)
+
+
+class StallHold:
+    """Holds the scenario clock while the rig's loop is stalled, so no state is cut short on the bus.
+
+    While the loop does not run, nothing reaches the bus. Without a hold the scenario clock ran on
+    meanwhile: the vehicle's states were shorter on the bus than planned, and a stall in the last
+    fraction of a second before ignition off cut the engine-off spell below the agent's trip end
+    debounce, so the trip never ended (seen in CI on depot_day under two xdist workers). Held, every
+    state still has its planned wall length of frames; the stall is a pause of the bus, as the
+    agent's start-up after a kill is. Frames due during the stall are dropped: they are stale.
+    """
+
+    def __init__(self, rig: HilRig, start: float) -> None:
+        self.rig = rig
+        self.last = start
+        #: frames stamped before this wall time were due during the last stall
+        self.resume = start
+        self.stalls = 0
+        self.held_s = 0.0
+
+    def turn(self, now: float) -> None:
+        """A loop turn at wall time ``now``: hold the clock for the part of the gap beyond one tick."""
+        stalled = now - self.last - TICK_S
+        if stalled > STALL_S:
+            self.rig._paused += stalled
+            self.held_s += stalled
+            self.stalls += 1
+            self.resume = now
+        self.last = now
+
+    def skip(self, now: float) -> None:
+        """The gap up to ``now`` is accounted for elsewhere (the agent's restart pauses the clock itself)."""
+        self.last = now
 
 
 class _Stopped(Exception):
@@ -76,6 +113,7 @@ class Player:
         self._lock = threading.Lock()
         self._agent_up = True
         self._network_down = False
+        self.hold: StallHold | None = None
 
     def play(self) -> None:
         rig, plan = self.rig, self.plan
@@ -89,8 +127,10 @@ class Player:
         period = 1.0 / rig.scenario.gnss_rate_hz
         next_epoch = 0.0
         down_until: float | None = None
+        self.hold = hold = StallHold(rig, t0)
         while True:
             now = time.time()
+            hold.turn(now)
             offset = now - t0
             t = rig.scenario_time(offset)
             if t >= plan.duration_s:
@@ -106,6 +146,7 @@ class Player:
                 self._agent_up = True  # the ECU answers a starting agent as it would any tester
                 rig._start_agent(self.link)
                 rig._paused += time.time() - pause
+                hold.skip(time.time())
                 down_until = None
                 continue
             up = down_until is None
@@ -115,7 +156,7 @@ class Player:
                 burst: list[RawFrame] = []
                 while not self._frames.empty():
                     f = self._frames.get_nowait()
-                    if up and now - f.timestamp <= LATE_S:
+                    if up and now - f.timestamp <= LATE_S and f.timestamp >= hold.resume:
                         burst.append(f)
                     else:
                         self.frames_dropped += 1

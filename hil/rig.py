@@ -12,7 +12,8 @@ seconds. Consequently the agent's thresholds (``[agent.thresholds]``) and the du
 Agent kills. ``kill_agent`` SIGKILLs the agent; the vehicle carries on for ``down_s`` scenario
 seconds (frames and sentences sent meanwhile are lost, as they would be), then the rig pauses the
 scenario clock, restarts the agent, waits until it has opened the CAN channel and written its
-status, and resumes, so the agent's start-up time does not eat into the timeline.
+status, and resumes, so the agent's start-up time does not eat into the timeline. A stall of the
+rig's own loop (a loaded machine) holds the scenario clock the same way (``hil.player.StallHold``).
 
 The cloud. With ``[cloud]`` (or a ``Cloud`` handed in, as the demo does for several rigs) the device
 is enrolled through the real provisioning commands (``hil.cloud``), the agent uploads over mutual TLS
@@ -246,6 +247,9 @@ class HilRig:
                 player.play()
             finally:
                 player.stop()
+                hold = player.hold
+                if hold is not None and hold.stalls:
+                    self._echo(f"rig stalled {hold.stalls} times: scenario clock held {hold.held_s:.2f} s")
                 if self.network is not None:
                     self.network.set_down(False)  # a drop that outlasts the timeline ends with it
             time.sleep(SETTLE_S)
