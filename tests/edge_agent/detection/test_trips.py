@@ -131,6 +131,25 @@ def test_restart_mid_trip_continues_without_duplicates(cut: int) -> None:
     ]
 
 
+@pytest.mark.parametrize("cut_s", [30, 600])  # before the trip's start is confirmed, and mid-drive
+def test_agent_killed_mid_trip_loses_its_unflushed_samples_and_still_reports_the_one_trip(cut_s: int) -> None:
+    samples = _drive(0, 1200, 60.0) + _drive(1200, 1400, 0.0, rpm=0.0, odo_m=100_020_000.0,
+                                            hours=5000 + 1200 / 3600, fuel_l=200_010.0)
+    per_s = 6  # engine speed, fuel rate, wheel speed and the three bus counters each second
+    whole = [e for e in _feed(TripDetector(TRUCK), samples) if e.kind == "trip_ended"]
+    first = TripDetector(TRUCK)
+    before = _feed(first, samples[:cut_s * per_s])
+    committed = json.loads(json.dumps(first.state(), allow_nan=False))  # what the last flush committed
+    # SIGKILL: what the agent read after that flush died with it, and the bus ran on for 20 s meanwhile.
+    second = TripDetector(TRUCK)
+    second.restore(committed)
+    after = _feed(second, samples[(cut_s + 20) * per_s:])
+    assert _kinds(before + after) == ["trip_started", "trip_ended", "meter"]
+    ended = next(e.payload for e in after if e.kind == "trip_ended")
+    for key in ("started_at", "ended_at", "duration_s", "distance_km", "distance_source", "fuel_l"):
+        assert ended[key] == pytest.approx(whole[0].payload[key]), key
+
+
 def test_restore_is_lenient() -> None:
     det = TripDetector(TRUCK)
     det.restore({"distance_runs": [1.0], "held": {"odometer": [1]}, "trip": None, "last_meter": "x"})
