@@ -14,7 +14,12 @@ compliance_records     deletes DVIRs (``dvir_reports``), except those    92 d   
                        still unsafe and uncertified                              original DVIR and certification
 maintenance_records    deletes completed work orders and their lines     366 d   1 year: 49 CFR 396.3(c), inspection,
                        that no fault issue still refers to                       repair and maintenance records
+webhook_log            deletes webhook deliveries already delivered or    30 d    none
+                       dead (copies of events sent to subscribers)
 =====================  ===============================================  =======  =======================================
+
+``trip_history`` also removes the location from webhook deliveries still kept (a copy of an event is
+personal data like the event).
 
 Minimums are in days, rounded up (6 months = 183 d, 3 months = 92 d, 1 year = 366 d) so that no calendar
 reading of "months" can make a kept record leave early. Periods come from ``FLEET_CLOUD_RETENTION_<PURPOSE>_DAYS``
@@ -40,7 +45,9 @@ from cloud_sync.store import schema
 DAY_S = 86_400
 #: Rows read and rewritten per round trip when pseudonymising payloads (bounded memory on any store size).
 CHUNK = 2_000
-LOCATION_KEYS = ("lat", "lon", "altitude_m")
+#: Payload keys that place the vehicle: positions' and events' (edge_agent.detection: idle, faults, geofences
+#: ``lat``/``lon``; trips also ``start_lat``/``start_lon``), and ``altitude_m`` of positions.
+LOCATION_KEYS = ("lat", "lon", "altitude_m", "start_lat", "start_lon", "end_lat", "end_lon")
 ENV_PREFIX = "FLEET_CLOUD_RETENTION_"
 #: Kinds whose payloads never hold a location: the pseudonymisation pass does not read them.
 NO_LOCATION_KINDS = ("sample", "position")
@@ -61,6 +68,7 @@ PURPOSES: dict[str, Purpose] = {p.name: p for p in (
     Purpose("working_time", 183, 183, "49 CFR 395.8(k)(1): records of duty status kept 6 months"),
     Purpose("compliance_records", 92, 92, "49 CFR 396.11(a)(4): DVIRs kept 3 months"),
     Purpose("maintenance_records", 366, 366, "49 CFR 396.3(c): maintenance records kept 1 year"),
+    Purpose("webhook_log", 30, 0, ""),
 )}
 
 
@@ -140,7 +148,44 @@ def _strip(conn: Connection, name: str, cutoff: float, dry_run: bool) -> int:
 
 def _trip_history(conn: Connection, cutoff: float, dry_run: bool) -> dict[str, int]:
     return {"events_pseudonymised": _strip(conn, "events", cutoff, dry_run),
-            "records_pseudonymised": _strip(conn, "records", cutoff, dry_run)}
+            "records_pseudonymised": _strip(conn, "records", cutoff, dry_run),
+            "webhook_payloads_pseudonymised": strip_deliveries(conn, None, None, cutoff, dry_run)}
+
+
+def strip_deliveries(conn: Connection, device: str | None, start: float | None, end: float, dry_run: bool) -> int:
+    """Remove the location from webhook delivery payloads that occurred before ``end`` (and from ``start``, of
+    ``device``, when given); returns how many held one."""
+    if not _has(conn, "webhook_deliveries"):
+        return 0
+    from cloud_sync.webhooks.tables import webhook_deliveries as d
+
+    changed, after = 0, 0
+    while True:
+        query = select(d.c.id, d.c.payload).where(d.c.occurred_at < end, d.c.id > after)
+        if device is not None:
+            query = query.where(d.c.device_id == device)
+        if start is not None:
+            query = query.where(d.c.occurred_at >= start)
+        rows = conn.execute(query.order_by(d.c.id).limit(CHUNK)).all()
+        for delivery_id, payload in rows:
+            if isinstance(payload, dict) and any(k in payload for k in LOCATION_KEYS):
+                changed += 1
+                if not dry_run:
+                    kept = {k: v for k, v in payload.items() if k not in LOCATION_KEYS}
+                    conn.execute(update(d).where(d.c.id == delivery_id).values(payload=kept))
+        if len(rows) < CHUNK:
+            return changed
+        after = rows[-1][0]
+
+
+def _webhook_log(conn: Connection, cutoff: float, dry_run: bool) -> dict[str, int]:
+    if not _has(conn, "webhook_deliveries"):
+        return {}
+    from cloud_sync.webhooks.tables import webhook_deliveries as d
+
+    # Pending deliveries are still owed to a subscriber: kept until delivered or dead.
+    done = and_(d.c.created_at < cutoff, d.c.state.in_(("delivered", "dead")))
+    return {"webhook_deliveries": _count_or_delete(conn, d, done, dry_run)}
 
 
 def _working_time(conn: Connection, cutoff: float, dry_run: bool) -> dict[str, int]:
@@ -180,7 +225,8 @@ def _maintenance_records(conn: Connection, cutoff: float, dry_run: bool) -> dict
 
 
 _ACTIONS = {"live_dispatch": _live_dispatch, "trip_history": _trip_history, "working_time": _working_time,
-            "compliance_records": _compliance_records, "maintenance_records": _maintenance_records}
+            "compliance_records": _compliance_records, "maintenance_records": _maintenance_records,
+            "webhook_log": _webhook_log}
 
 
 def run(conn: Connection, policy: Policy, *, now: float | None = None, dry_run: bool = False

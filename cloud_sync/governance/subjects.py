@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, delete, func, inspect, not_, or_, select, update
 
 from cloud_sync.governance import audit
-from cloud_sync.governance.retention import DAY_S, LOCATION_KEYS, NO_LOCATION_KINDS, PURPOSES
+from cloud_sync.governance.retention import DAY_S, LOCATION_KEYS, NO_LOCATION_KINDS, PURPOSES, strip_deliveries
 from cloud_sync.store import schema
 
 ERASED_NAME = "erased"
@@ -171,6 +171,7 @@ def erase_driver(conn: Connection, driver_id: str, actor: str, role: str, *, now
         done["position_records"] += conn.execute(delete(r).where(
             r.c.device_id == device, r.c.kind == "position", r.c.device_time >= start, r.c.device_time < end)).rowcount
         done["located_payloads"] += _strip_location(conn, device, start, end)
+        done["located_payloads"] += strip_deliveries(conn, device, start, end, dry_run=False)
     keep_duty = at - PURPOSES["working_time"].minimum_days * DAY_S
     done["duty_events"] = conn.execute(delete(duty).where(duty.c.driver_id == driver_id,
                                                           duty.c.at < keep_duty)).rowcount

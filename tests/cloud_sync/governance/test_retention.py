@@ -16,6 +16,7 @@ from cloud_sync.maintenance.tables import work_order_lines, work_orders
 from cloud_sync.metrics import Metrics
 from cloud_sync.settings import SettingsError
 from cloud_sync.store import schema
+from cloud_sync.webhooks.tables import webhook_deliveries, webhook_subscriptions
 from tests.cloud_sync.helpers import T0, SimDevice, count
 
 NOW = T0 + 400 * DAY_S
@@ -45,6 +46,16 @@ def _fill(engine) -> SimDevice:
                 completed_at=done, updated_at=T0).returning(work_orders.c.id)).scalar_one()
             conn.execute(insert(work_order_lines).values(work_order_id=oid, kind="labour", description="x", cost=1.0,
                                                          created_at=T0))
+        sub = conn.execute(insert(webhook_subscriptions).values(
+            url="http://127.0.0.1:9/h", secret="s", event_types=["idle"], active=True, created_at=T0)
+            .returning(webhook_subscriptions.c.id)).scalar_one()
+        # (age, state, payload): an old delivered copy of a trip (start location too), an old one still owed,
+        # yesterday's delivered one.
+        for key, (at, state) in enumerate(((old, "delivered"), (old, "pending"), (new, "delivered"))):
+            conn.execute(insert(webhook_deliveries).values(
+                subscription_id=sub, event_type="idle", event_key=f"k{key}", device_id=dev.device_id, occurred_at=at,
+                payload={"kind": "trip_ended", "lat": 52.0, "lon": 4.0, "start_lat": 52.1, "start_lon": 4.1,
+                         "duration_s": 60}, state=state, attempts=1, next_attempt_at=at, created_at=at))
     return dev
 
 
@@ -73,6 +84,12 @@ def test_the_job_deletes_and_pseudonymises_past_each_period_and_keeps_the_rest(e
     assert done["maintenance_records"] == {"days": 366, "cutoff": NOW - 366 * DAY_S, "work_orders": 1,
                                            "work_order_lines": 1}
     assert count(engine, dvir_reports) == 2 and count(engine, duty_events) == 1 and count(engine, work_orders) == 2
+    assert done["webhook_log"]["webhook_deliveries"] == 1  # the old delivered copy; the owed one stays
+    assert done["trip_history"]["webhook_payloads_pseudonymised"] == 2
+    with engine.connect() as conn:
+        kept = {r.event_key: r.payload for r in conn.execute(select(webhook_deliveries))}
+    assert kept["k1"] == {"kind": "trip_ended", "duration_s": 60}  # old: no location of any kind left
+    assert kept["k2"]["start_lat"] == 52.1  # inside the trip-history period
     with engine.connect() as conn:
         entries = audit.page(conn)
         assert audit.verify(conn).ok

@@ -16,6 +16,7 @@ from cloud_sync.main import create_app
 from cloud_sync.metrics import Metrics
 from cloud_sync.settings import Settings
 from cloud_sync.store import schema
+from cloud_sync.webhooks.tables import webhook_deliveries, webhook_subscriptions
 from tests.cloud_sync.helpers import T0, SimDevice, count
 
 NOW = T0 + 300 * DAY_S
@@ -58,8 +59,18 @@ def test_export_holds_the_drivers_rows_and_the_positions_of_their_sessions_only(
 
 
 def test_erasure_keeps_what_the_law_keeps_and_the_audit_trail_verifies(engine):
-    _fill(engine)
+    dev = _fill(engine)
     positions_before = count(engine, schema.positions)
+    with engine.begin() as conn:
+        # Webhook copies of the truck's events: one inside drv-7's recent session, one outside any session of theirs.
+        sub = conn.execute(insert(webhook_subscriptions).values(
+            url="http://127.0.0.1:9/h", secret="s", event_types=["idle"], active=True, created_at=T0)
+            .returning(webhook_subscriptions.c.id)).scalar_one()
+        for key, at in (("in", RECENT + 60), ("out", RECENT + 2000)):
+            conn.execute(insert(webhook_deliveries).values(
+                subscription_id=sub, event_type="idle", event_key=key, device_id=dev.device_id, occurred_at=at,
+                payload={"kind": "idle_ended", "lat": 52.0, "lon": 4.0, "duration_s": 60}, state="delivered",
+                attempts=1, next_attempt_at=at, created_at=at))
     with engine.begin() as conn:
         audit.append(conn, "dispatcher-1", "dispatcher", "GET /v1/drivers/{driver}/hours", "drv-7", {})
         done = subjects.erase_driver(conn, "drv-7", "settings:admin", "admin", now=NOW)
@@ -77,6 +88,9 @@ def test_erasure_keeps_what_the_law_keeps_and_the_audit_trail_verifies(engine):
         again = subjects.export_driver(conn, "drv-7", now=NOW)
     assert [len(s["positions"]) for s in again["sessions"]] == [0]  # the old session went with its events
     assert [e["action"] for e in again["audit_entries"]] == ["GET /v1/drivers/{driver}/hours", "erase driver"]
+    with engine.connect() as conn:
+        copies = {r.event_key: r.payload for r in conn.execute(select(webhook_deliveries))}
+    assert copies["in"] == {"kind": "idle_ended", "duration_s": 60} and copies["out"]["lat"] == 52.0
 
 
 def test_export_and_erasure_over_http_are_admin_only_and_audited(engine, tmp_path):
