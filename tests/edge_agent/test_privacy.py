@@ -170,9 +170,16 @@ def test_private_truck_keeps_engine_hours_odometer_and_faults(tmp_path: Path) ->
     assert {"engine_hours", "odometer"} <= signals
 
 
-@pytest.mark.parametrize("spec", ["Mon-Fri 6:00-19:00", "sat 07:30-12:00", "Sun-Mon 22:00-06:00", "Fri 00:00-24:00"])
-def test_windows_parse(spec: str) -> None:
-    parse_window(spec)
+@pytest.mark.parametrize(("spec", "days", "start", "end"), [
+    ("Mon-Fri 6:00-19:00", {0, 1, 2, 3, 4}, (6, 0), (19, 0)),
+    ("sat 07:30-12:00", {5}, (7, 30), (12, 0)),
+    ("Sun-Mon 22:00-06:00", {6, 0}, (22, 0), (6, 0)),  # the day range wraps over the week's end
+    ("Fri 00:00-24:00", {4}, (0, 0), (0, 0)),  # the whole day
+])
+def test_windows_parse(spec: str, days: set[int], start: tuple[int, int], end: tuple[int, int]) -> None:
+    window = parse_window(spec)
+    assert (set(window.days), (window.start.hour, window.start.minute), (window.end.hour, window.end.minute)) == (
+        days, start, end)
 
 
 @pytest.mark.parametrize("spec", ["Mon-Fri", "Xyz 06:00-07:00", "Mon 25:00-26:00", "Mon 06:00-06:00", "Mon 6-7"])
