@@ -4,7 +4,10 @@ One thread: read a batch of CAN frames (blocking at most ``POLL_S``), take whate
 waiting, hand both to the pipeline, let the OBD-II poller send its requests, and on a fixed cadence
 commit buffered records, rewrite the status file and ping the systemd watchdog. The MQTT uplink (if
 configured) is ticked every round: its network thread only queues events, the work is done here.
-SIGTERM/SIGINT stop the loop after a final flush; SIGHUP reloads geofences and thresholds without a restart.
+When no CAN frame has come for ``SILENCE_S`` (threshold ``bus_silence_s``: the ignition is off), the
+detectors are ticked once at the bus time the silence has reached, so a trip or idle period ends seconds
+after the key is turned, not when the bus wakes again. SIGTERM/SIGINT stop the loop after a final flush;
+SIGHUP reloads geofences and thresholds without a restart.
 A signed config pushed by the cloud (``edge_agent.config_push``) is applied between two rounds.
 """
 
@@ -22,6 +25,7 @@ from edge_agent.app import Agent, build_agent
 from edge_agent.config import AgentConfig, load_config
 from edge_agent.config_push.apply import build_effective
 from edge_agent.decoding.obd.poller import drive
+from edge_agent.detection import SILENCE_S
 from edge_agent.errors import FleetError, OutboxError
 from edge_agent.privacy import read_switch
 from edge_agent.sources import FrameSink
@@ -48,6 +52,9 @@ class Daemon:
         self._reload = False
         self._started = time.time()
         self._started_cpu = time.process_time()
+        # Monotonic time the last CAN frame was read, and whether this silence has been ticked yet.
+        self._last_frame_mono: float | None = None
+        self._silence_ticked = False
 
     def request_stop(self, signum: int = 0, _frame: FrameType | None = None) -> None:
         log.info("signal %s: stopping after a final flush", signum)
@@ -105,6 +112,9 @@ class Daemon:
             frames = agent.can.read_batch(BATCH_FRAMES, OBD_POLL_S if agent.poller else POLL_S)
             if frames:
                 pipeline.on_frames(frames)
+                self._last_frame_mono, self._silence_ticked = time.monotonic(), False
+            else:
+                self._tick_silence(agent)
             if agent.poller is not None and isinstance(agent.can, FrameSink):
                 # python-can stamps received frames with time.time(); the poller shares that clock.
                 drive(agent.poller, frames or [], agent.can, time.time())
@@ -114,6 +124,19 @@ class Daemon:
             lines = agent.gnss.read_lines(0.0)
             if lines:
                 pipeline.on_lines(lines)
+
+    def _tick_silence(self, agent: Agent) -> None:
+        """No frame this read: past the silence threshold tick the detectors once, at the last frame's bus
+        time plus the time since it came (monotonic, so a wall-clock step cannot fake or hide a silence)."""
+        if self._last_frame_mono is None or self._silence_ticked:
+            return
+        limit = agent.config.thresholds.get("bus_silence_s", SILENCE_S)
+        limit = limit if limit > 0.0 else SILENCE_S
+        silent_s = time.monotonic() - self._last_frame_mono
+        if silent_s > limit:
+            self._silence_ticked = True
+            pipeline = agent.pipeline
+            pipeline.tick_silence(pipeline.last_frame_ts + silent_s, limit)
 
     def _write_status(self) -> None:
         try:

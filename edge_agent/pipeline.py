@@ -19,7 +19,7 @@ from edge_agent.decoding.catalog import SignalCatalog
 from edge_agent.decoding.j1939.decoder import J1939Decoder
 from edge_agent.decoding.nmea import NmeaDecoder
 from edge_agent.decoding.obd.decoder import ObdDecoder
-from edge_agent.detection import DetectionBatch, Detector
+from edge_agent.detection import SILENCE_S, DetectionBatch, Detector
 from edge_agent.model import (
     DiagnosticMessage,
     Event,
@@ -168,6 +168,21 @@ class Pipeline:
         if self.privacy is not None and switch != self.privacy.switch:
             self.privacy.switch = switch
             self._privacy_checked = -math.inf
+
+    @property
+    def last_frame_ts(self) -> float:
+        """Bus time of the last frame handed in (0.0 before the first)."""
+        return self._last_frame_ts
+
+    def tick_silence(self, bus_now: float, silence_s: float = SILENCE_S) -> None:
+        """The running daemon's clock says no frame came until bus time ``bus_now`` (never on replay).
+
+        After ``silence_s`` the detectors end what is running at its last sample (the ignition is off),
+        instead of when the bus wakes again. Nothing before a first frame, nor for a shorter silence.
+        """
+        if self.detectors and self._last_frame_ts and bus_now - self._last_frame_ts > silence_s:
+            self._detect(DetectionBatch(tick=bus_now))
+            self._maybe_flush()
 
     def finish(self) -> None:
         """End of input: emit pending epochs, time out open sessions, and flush to the outbox."""

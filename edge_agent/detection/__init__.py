@@ -12,6 +12,13 @@ from typing import Protocol
 
 from edge_agent.model import DiagnosticMessage, Event, Fix, ObdDtcReport, Sample, SampleColumns
 
+#: Bus silence (seconds, on the daemon's own clock) after which runs in progress end at their last
+#: sample: the ignition is off and the ECUs stopped talking. Beyond the detectors' 10 s ``STALE_S`` so
+#: that a signal sent slowly is not taken for silence, and far below their ``MAX_GAP_S`` so a trip is
+#: reported seconds after the key is turned, not when the bus wakes the next morning. A fleet may set
+#: ``bus_silence_s`` in ``[detection.thresholds]``.
+SILENCE_S = 15.0
+
 
 @dataclass(slots=True)
 class DetectionBatch:
@@ -19,6 +26,10 @@ class DetectionBatch:
 
     Decoded values come either as ``samples`` or, on the J1939 hot path, as ``columns`` (then
     ``samples`` is empty): detectors hand columns to ``HeldTimeline.feed_columns``.
+
+    ``tick`` (the running daemon only, never replay) carries no values: the bus has been silent up
+    to that bus time, by the agent's own clock. Run detectors (idle, trips) then end what is running
+    at its last sample, as a bus silence longer than their ``MAX_GAP_S`` would when the bus wakes.
     """
 
     samples: list[Sample] = field(default_factory=list)
@@ -26,6 +37,7 @@ class DetectionBatch:
     diagnostics: list[DiagnosticMessage] = field(default_factory=list)
     obd_dtcs: list[ObdDtcReport] = field(default_factory=list)
     columns: SampleColumns | None = None
+    tick: float | None = None
 
     def has_values(self) -> bool:
         return bool(self.samples) or (self.columns is not None and len(self.columns) > 0)

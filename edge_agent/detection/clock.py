@@ -3,7 +3,8 @@
 Sources are monotonic in principle, but a receiver's clock can jump (a cold start, a week-number
 rollover) and a system clock can be set backwards. Detectors measure durations on this clock instead:
 a step back counts as zero and a step forward is capped, so a duration is never negative and a jump
-never fabricates hours of idling. The same rule is applied to arrays by ``native/runs``.
+never fabricates hours of idling. The same rule is applied to arrays by ``native/runs``
+(``find_runs_ticked`` adds the daemon's silence ticks, ``edge_agent.detection.DetectionBatch.tick``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from collections.abc import Callable, Iterable, Sequence
 
 import native
 from edge_agent.model import Sample, SampleColumns
+
+#: What ``native/runs.find_runs`` returns: events (index, kind, on, off, on_ts, off_ts, acc), mono, state.
+Runs = tuple[array, array, array, array, array, array, array, array, array]
 
 
 class MonoClock:
@@ -125,6 +129,14 @@ class HeldTimeline:
             held[s.signal] = (s.value, t, s.source)
         self.pending, self.last_eval = pending, last
 
+    def flush_pending(self, evaluate: Callable[[float], None]) -> None:
+        """Evaluate the last group fed, as the next value would have (a silence tick: none is coming)."""
+        pending, last = self.pending, self.last_eval
+        if pending is not None and (last is None or pending - last >= self.step or pending < last):
+            evaluate(pending)
+            self.last_eval = pending
+        self.pending = None
+
     def fresh(self, name: str, now: float, stale_s: float) -> float | None:
         """The held value of ``name`` if it was stamped at most ``stale_s`` before ``now``."""
         held = self.held.get(name)
@@ -144,3 +156,31 @@ class HeldTimeline:
             value = state.get(key)
             if isinstance(value, int | float) and math.isfinite(value):
                 setattr(self, attr, float(value))
+
+
+def find_runs_ticked(
+    ts: array, cond: array, rate: array, state: array, min_duration: float, debounce: float, max_gap: float,
+    ticks_from: int,
+) -> Runs:
+    """``native/runs.find_runs`` where the evaluations from index ``ticks_from`` on are silence ticks.
+
+    The daemon ticks only once the bus has been silent long enough (``SILENCE_S``), so any step to a
+    tick is a gap that ends a run: at its last real sample, with the duration and integral it had there,
+    exactly as the bus waking after ``max_gap`` would end it. Nothing runs during a silence, so a tick's
+    condition is false whatever the held values say. Real samples keep ``max_gap``.
+    """
+    runs = native.kernel("runs")
+    if ticks_from >= len(ts):
+        result: Runs = runs.find_runs(ts, cond, rate, state, min_duration, debounce, max_gap)
+        return result
+    quiet = array("B", bytes(len(ts) - ticks_from))
+    if ticks_from == 0:
+        result = runs.find_runs(ts, quiet, rate, state, min_duration, debounce, 0.0)
+        return result
+    head: Runs = runs.find_runs(ts[:ticks_from], cond[:ticks_from], rate[:ticks_from], state, min_duration,
+                                debounce, max_gap)
+    tail: Runs = runs.find_runs(ts[ticks_from:], quiet, rate[ticks_from:], head[8], min_duration, debounce, 0.0)
+    index = array("I", head[0])
+    index.extend(i + ticks_from for i in tail[0])
+    return (index, head[1] + tail[1], head[2] + tail[2], head[3] + tail[3], head[4] + tail[4], head[5] + tail[5],
+            head[6] + tail[6], head[7] + tail[7], tail[8])

@@ -15,10 +15,9 @@ import math
 from array import array
 from collections.abc import Mapping
 
-import native
 from edge_agent.counters import Counters
 from edge_agent.detection import DetectionBatch
-from edge_agent.detection.clock import HeldTimeline
+from edge_agent.detection.clock import HeldTimeline, find_runs_ticked
 from edge_agent.model import Event, Fix, Priority
 from native.runs_py import EV_STARTED, STATE_LEN, new_state
 
@@ -96,7 +95,7 @@ class IdleDetector:
     def process(self, batch: DetectionBatch) -> list[Event]:
         for fix in batch.fixes:
             self._on_fix(fix)
-        if not batch.has_values():
+        if not batch.has_values() and (batch.tick is None or not self._timeline.held):
             return []
         ts, cond, fuel, est = array("d"), array("B"), array("d"), array("d")
 
@@ -112,14 +111,19 @@ class IdleDetector:
                 est.append(1.0)
 
         self._timeline.feed_batch(batch.columns, batch.samples, evaluate)
+        ticks_from = len(ts)
+        if batch.tick is not None:
+            # Silence: the last values fed are all there will be; evaluate them, then the tick itself.
+            self._timeline.flush_pending(evaluate)
+            ticks_from = len(ts)
+            evaluate(batch.tick)
         if not ts:
             return []
-        runs = native.kernel("runs")
-        idx, kind, on, off, on_ts, off_ts, acc, _mono, self._fuel_state = runs.find_runs(
-            ts, cond, fuel, self._fuel_state, self.min_duration_s, self.end_debounce_s, MAX_GAP_S
+        idx, kind, on, off, on_ts, off_ts, acc, _mono, self._fuel_state = find_runs_ticked(
+            ts, cond, fuel, self._fuel_state, self.min_duration_s, self.end_debounce_s, MAX_GAP_S, ticks_from
         )
-        *_, est_acc, _, self._est_state = runs.find_runs(
-            ts, cond, est, self._est_state, self.min_duration_s, self.end_debounce_s, MAX_GAP_S
+        *_, est_acc, _, self._est_state = find_runs_ticked(
+            ts, cond, est, self._est_state, self.min_duration_s, self.end_debounce_s, MAX_GAP_S, ticks_from
         )
         return [
             self._event(ts[idx[k]], kind[k], off[k] - on[k], on_ts[k], off_ts[k], acc[k], est_acc[k])

@@ -17,10 +17,9 @@ import math
 from array import array
 from collections.abc import Mapping
 
-import native
 from edge_agent.counters import Counters
 from edge_agent.detection import DetectionBatch
-from edge_agent.detection.clock import HeldTimeline
+from edge_agent.detection.clock import HeldTimeline, find_runs_ticked
 from edge_agent.model import Event, Priority
 from native.runs_py import EV_STARTED, S_ACC, S_ACTIVE, S_GAP_ACC, S_IN_GAP, S_ON, STATE_LEN, new_state
 
@@ -89,7 +88,7 @@ class TripDetector:
                 self._where = (fix.lat, fix.lon)
             if fix.speed_mps is not None:
                 self._gnss = (fix.speed_mps * 3.6, self._timeline.pending)
-        if not batch.has_values():
+        if not batch.has_values() and (batch.tick is None or not self._timeline.held):
             return []
         ts, cond, speed, fuel = array("d"), array("B"), array("d"), array("d")
         # The bus counters as they stood at each evaluation, so an event reads them at its own instant.
@@ -113,14 +112,19 @@ class TripDetector:
             ))
 
         self._timeline.feed_batch(batch.columns, batch.samples, evaluate)
+        ticks_from = len(ts)
+        if batch.tick is not None:
+            # Silence: the last values fed are all there will be; evaluate them, then the tick itself.
+            self._timeline.flush_pending(evaluate)
+            ticks_from = len(ts)
+            evaluate(batch.tick)
         if not ts:
             return []
-        runs = native.kernel("runs")
-        idx, kind, on, off, on_ts, off_ts, dist, mono, self._dist_state = runs.find_runs(
-            ts, cond, speed, self._dist_state, self.min_duration_s, self.end_debounce_s, MAX_GAP_S
+        idx, kind, on, off, on_ts, off_ts, dist, mono, self._dist_state = find_runs_ticked(
+            ts, cond, speed, self._dist_state, self.min_duration_s, self.end_debounce_s, MAX_GAP_S, ticks_from
         )
-        *_, fuel_acc, _, self._fuel_state = runs.find_runs(
-            ts, cond, fuel, self._fuel_state, self.min_duration_s, self.end_debounce_s, MAX_GAP_S
+        *_, fuel_acc, _, self._fuel_state = find_runs_ticked(
+            ts, cond, fuel, self._fuel_state, self.min_duration_s, self.end_debounce_s, MAX_GAP_S, ticks_from
         )
         events: list[Event] = []
         for k in range(len(idx)):

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from edge_agent.outbox import Outbox
-from hil.record_truck import truck_frames
+from hil.record_truck import DEFAULT_START, truck_frames
 from hil.slcan_adapter import SlcanEmulator
 from tests.tiny_disk import tiny_disk as tiny_disk_mount
 
@@ -206,6 +206,34 @@ def test_daemon_survives_sigkill_without_losing_committed_records(rig: Rig) -> N
     with Outbox(rig.data / "outbox.db") as outbox:
         assert outbox.check() == "ok"
         assert outbox.depth() > committed
+
+
+def test_daemon_ends_a_trip_when_the_bus_falls_silent(rig: Rig) -> None:
+    """Ignition off: no frame comes any more, and the trip ends by the daemon's own clock (a short trip
+    and a 1 s silence threshold keep the test quick; the default is ``SILENCE_S``)."""
+    rig.write_config(text=rig.config.read_text() + "trip_min_duration_s = 0.5\nbus_silence_s = 1.0\n")
+    # The engine idling (the cycle cranks at 5 s): python-can stamps frames as they arrive, so they are
+    # injected over about 1.5 s of bus time.
+    frames = [f for f in truck_frames(seconds=20.0) if f.timestamp - DEFAULT_START >= 12.0][:1500]
+    proc = rig.start()
+    try:
+        assert rig.wait(lambda: rig.can.is_open), rig.log.read_text()
+        for i in range(0, len(frames), 100):
+            rig.can.inject(*frames[i : i + 100])
+            time.sleep(0.1)
+        assert rig.wait(lambda: rig.counter("frames") >= len(frames))
+        # No frame from now on. Without trip_ended the events are at most trip_started and a periodic meter.
+        assert rig.wait(lambda: rig.counter("events") >= 3), rig.status()
+    finally:
+        assert _stop(proc) == 0
+    with Outbox(rig.data / "outbox.db") as outbox:
+        rows = outbox.claim(10**6)
+    ended = [r for r in rows if r.kind == "trip_ended"]
+    assert len(ended) == 1 and [r.kind for r in rows].count("trip_started") == 1
+    trip = ended[0].payload
+    # Ended at the last data, reported after the silence (the daemon's clock) without any new frame.
+    assert trip["ended_at"] < ended[0].timestamp - 1.0
+    assert 0.5 <= trip["duration_s"] == pytest.approx(trip["ended_at"] - trip["started_at"], abs=1e-3)
 
 
 def test_bad_config_fails_at_start_naming_the_field(rig: Rig) -> None:
