@@ -6,10 +6,10 @@ import json
 import os
 import queue
 import random
-import socket
+import re
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 import httpx
@@ -72,10 +72,25 @@ def test_production_refuses_the_default_admin_token(db_url):
     assert r.returncode == 2 and "FLEET_CLOUD_ADMIN_TOKEN" in r.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _served_at(proc: subprocess.Popen[str]) -> str:
+    """The address uvicorn reports it listens on ("Uvicorn running on http://127.0.0.1:PORT")."""
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put("")  # end of output: the server exited
+
+    threading.Thread(target=pump, daemon=True).start()
+    seen = []
+    while True:
+        line = lines.get(timeout=60)  # a server that says nothing for a minute is broken, not slow
+        seen.append(line)
+        found = re.search(r"Uvicorn running on (http://[0-9.]+:[0-9]+)", line)
+        if found:
+            return found.group(1)
+        assert line, "".join(seen)
 
 
 def test_serve_accepts_a_batch_over_http(db_url, tmp_path):
@@ -83,19 +98,12 @@ def test_serve_accepts_a_batch_over_http(db_url, tmp_path):
     pem = tmp_path / "dev.pub.pem"
     pem.write_text(dev.public_pem)
     assert cli("--database-url", db_url, "add-device", "--id", dev.device_id, "--public-key", str(pem)).returncode == 0
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "cloud_sync.cli", "--database-url", db_url, "serve", "--port",
-                             str(port)], env=_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
+    # Port 0: the server binds a free port itself and says which (a port picked here first could be taken by
+    # another test before uvicorn binds it, and the test would then talk to that other server).
+    proc = subprocess.Popen([sys.executable, "-m", "cloud_sync.cli", "--database-url", db_url, "serve", "--port", "0"],
+                            env=_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        for _ in range(300):  # readiness poll, not a timing assertion
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            time.sleep(0.1)
+        base = _served_at(proc)
         blob = dev.batch(dev.records(random.Random(9), 25))
         r = httpx.post(f"{base}/v1/batches", content=blob, headers={"Content-Type": "application/octet-stream"})
         assert r.status_code == 200 and r.json()["status"] == "committed" and r.json()["stored"] == 25
