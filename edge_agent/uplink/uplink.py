@@ -29,9 +29,8 @@ Order and size. ``Outbox.claim`` returns the highest priority first, then the ol
 long outage the backlog drains oldest-first while each batch first takes whatever faults, events or
 drop reports arrived since the last one. A batch holds up to ``max_batch_records``: with a backlog
 every batch is full, live traffic leaves in small batches at most every ``linger_s``. Its sealed size
-stays within ``max_batch_bytes`` and the broker's Maximum Packet Size (from CONNACK): the claim's byte
-budget is the packet limit over the learned ratio of sealed bytes to outbox bytes, and a batch that
-still comes out too big is halved (the other half released) and sealed again.
+stays within ``max_batch_bytes`` and the broker's Maximum Packet Size (from CONNACK); ``packer`` claims
+and seals it within that limit.
 
 Signing. Each batch is sealed with ``signing.SigningKey``'s key for that batch: after ``fleet-provision
 rotate-key`` it switches to the new key at the next batch boundary, without a restart (sealing waits while
@@ -50,20 +49,22 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edge_agent.counters import Counters
 from edge_agent.errors import OutboxError
 from edge_agent.model import Priority, Record
-from edge_agent.outbox import Outbox, StoredRecord
+from edge_agent.outbox import Outbox
 from edge_agent.uplink import notices
 from edge_agent.uplink.identity import STATE_KEY, ChainState
+from edge_agent.uplink.packer import Packer
 from edge_agent.uplink.rejects import RejectClass, classify
 from edge_agent.uplink.settings import UplinkSettings, batch_topic
 from edge_agent.uplink.signing import SigningKey
 from edge_agent.uplink.transport import AckMessage, Connected, Disconnected, Event, PubAck, Transport
-from edge_agent.wire import Batch, InvalidRecord, WireError, WireRecord, batch_hash, decode_ack, seal
+from edge_agent.wire import Batch, WireError, WireRecord, batch_hash, decode_ack
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +73,6 @@ REASON_FAILURE = 0x80
 #: Bytes of a PUBLISH packet besides topic and payload: fixed header (up to 5), topic length (2),
 #: packet id (2), property length (1+), with room to spare for the properties paho may add.
 PUBLISH_OVERHEAD = 32
-#: Claim this fraction of the estimated byte budget, so the first seal nearly always fits.
-BUDGET_MARGIN = 0.9
 #: Kind of the backlog reports; ``backlog_records`` is the key the cloud reads (cloud_sync.store.batches).
 BACKLOG_REPORT_KIND = "backlog_report"
 #: Consecutive rejections (other than for content) double the pause up to this many reject_backoff_s.
@@ -124,7 +123,7 @@ class Uplink:
         self._inflight: dict[tuple[int, int], InFlight] = {}
         self._by_mid: dict[int, tuple[int, int]] = {}
         self._broker_max_packet: int | None = None
-        self._wire_ratio = 1.0  # sealed bytes per outbox byte; starts pessimistic (no compression)
+        self.packer = Packer(outbox, self.counters)
         self._last_sent = -math.inf
         self._hold_until = -math.inf
         self._next_report: float | None = None  # set on the first tick: the first report one interval in
@@ -374,7 +373,8 @@ class Uplink:
             key = self.signer.for_batch(now)
             if key is None:
                 return  # a signing key rotation is under way
-            built = self._build(created, key)
+            built = self.packer.build(partial(self._batch, created=created), key, self.packet_limit,
+                                      self.batch_records)
             if built is None:
                 return
             blob, ids = built
@@ -396,63 +396,7 @@ class Uplink:
             self._last_sent = now
             self.counters.inc("batches_sent")
 
-    # -- building a batch --------------------------------------------------------------------------
-
-    def _build(self, created: float, key: Ed25519PrivateKey) -> tuple[bytes, list[int]] | None:
-        """Claim rows and seal them (``created``, ``key``) into a batch within ``packet_limit``; None if nothing
-        is sendable."""
-        limit = self.packet_limit
-        budget = max(int(limit * BUDGET_MARGIN / self._wire_ratio), 1)
-        rows = self.outbox.claim(self.batch_records, max_bytes=budget)
-        if not rows:
-            return None
-        records = self._to_wire(rows)
-        sizes = {r.id: r.size for r in rows}
-        while records:
-            try:
-                blob: bytes | None = seal(self._batch(records, created), key)
-            except InvalidRecord:
-                blob = None  # the body exceeds the wire's MAX_BODY_BYTES: split as for a big packet
-            if blob is not None and len(blob) <= limit:
-                outbox_bytes = sum(sizes[r.id] for r in records)
-                observed = len(blob) / max(outbox_bytes, 1)
-                # Move slowly towards smaller ratios and at once towards larger ones (splits are costly).
-                self._wire_ratio = max(observed, 0.8 * self._wire_ratio + 0.2 * observed)
-                return blob, [r.id for r in records]
-            if len(records) == 1:
-                self._drop_unsendable(records[0], blob)
-                return None
-            if blob is not None:
-                self._wire_ratio = max(self._wire_ratio, len(blob) / max(sum(sizes[r.id] for r in records), 1))
-            keep = len(records) // 2
-            self.outbox.release([r.id for r in records[keep:]])
-            records = records[:keep]
-            self.counters.inc("batches_split")
-        return None
-
     def _batch(self, records: Sequence[WireRecord], created: float) -> Batch:
+        """The next batch of the chain, holding ``records``."""
         return Batch(self.device_id, self.chain.boot_epoch, self.chain.seq, self.chain.prev_hash, created,
                      tuple(records))
-
-    def _to_wire(self, rows: list[StoredRecord]) -> list[WireRecord]:
-        out: list[WireRecord] = []
-        bad: list[int] = []
-        for r in rows:
-            try:
-                out.append(WireRecord(r.id, r.kind, r.priority, r.timestamp, r.received_at, r.payload))
-            except InvalidRecord as exc:
-                # The outbox accepted it but the wire cannot carry it (a time beyond year 5138, a
-                # 65-char kind): it would block the queue forever, so it is counted and removed.
-                self.counters.decode_error("uplink_invalid_record")
-                log.error("uplink: outbox row %d (%s) cannot be sent and is removed: %s", r.id, r.kind, exc)
-                bad.append(r.id)
-        if bad:
-            self.outbox.delete(bad)
-        return out
-
-    def _drop_unsendable(self, record: WireRecord, blob: bytes | None) -> None:
-        size = "over MAX_BODY_BYTES" if blob is None else f"{len(blob)} bytes sealed"
-        self.counters.decode_error("uplink_record_too_large")
-        log.error("uplink: outbox row %d (%s) alone exceeds the packet limit %d (%s); removed",
-                  record.id, record.kind, self.packet_limit, size)
-        self.outbox.delete([record.id])
