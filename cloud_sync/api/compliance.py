@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from sqlalchemy import Connection
@@ -42,39 +41,19 @@ from cloud_sync.api.compliance_schemas import (
     ViolationPublic,
 )
 from cloud_sync.api.deps import CallerDep, ConnDep, ServicesDep, check_depot
-from cloud_sync.api.schemas import Message
+from cloud_sync.api.workflow import ERRORS, run
 from cloud_sync.compliance import drivers, dvir, hours, rulepack
 from cloud_sync.compliance.duty import DutyStatus
-from cloud_sync.compliance.errors import ComplianceError, Conflict, NotFound
 from cloud_sync.governance.identity import Principal
 from edge_agent.wire.model import DEVICE_ID_RE
 
 router = APIRouter(tags=["compliance"])
-T = TypeVar("T")
 DeviceParam = Annotated[str, Path(pattern=f"^{DEVICE_ID_RE.pattern}$", description="device id")]
 DriverParam = Annotated[str, Path(min_length=1, max_length=64, description="driver id")]
 AtParam = Annotated[float | None, Query(allow_inf_nan=False, ge=0, le=MAX_TIME, description="as of (default now)")]
 CycleParam = Annotated[str | None, Query(max_length=64, description="US: cycle_70_8 (default) or cycle_60_7")]
 #: Most drivers one fleet-hours call evaluates (each is a pass over four weeks of history, ~20-35 ms).
 MAX_FLEET_DRIVERS = 500
-ERRORS: dict[int | str, dict[str, object]] = {
-    401: {"model": Message}, 403: {"model": Message}, 404: {"model": Message},
-    409: {"model": Message, "description": "conflicts with stored state"},
-    422: {"model": Message, "description": "invalid request"},
-}
-
-
-def _run(fn: Callable[[], T]) -> T:
-    try:
-        return fn()
-    except NotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
-    except Conflict as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-    except ComplianceError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
-
-
 def _visible_driver(conn: Connection, caller: Principal, driver_id: str) -> drivers.Driver:
     found = drivers.get_driver(conn, driver_id)
     if found is None or not caller.sees_depot(found.depot):  # 404 either way: existence is not told
@@ -102,9 +81,9 @@ def create_driver(body: DriverCreate, caller: CallerDep, services: ServicesDep) 
     check_depot(caller, body.depot)
     tz = body.home_timezone
     if tz is not None:
-        _run(lambda: hours.zone(tz))
+        run(lambda: hours.zone(tz))
     with services.engine.begin() as conn:
-        _run(lambda: drivers.add_driver(conn, drivers.Driver(body.id, body.name, body.depot, body.home_timezone)))
+        run(lambda: drivers.add_driver(conn, drivers.Driver(body.id, body.name, body.depot, body.home_timezone)))
     return DriverPublic(id=body.id, name=body.name, depot=body.depot, home_timezone=body.home_timezone)
 
 
@@ -115,7 +94,7 @@ def add_duty_events(driver: DriverParam, body: DutyEventsCreate, caller: CallerD
     with services.engine.begin() as conn:
         _visible_driver(conn, caller, driver)
         rows = [(e.at, DutyStatus(e.status), e.device_id, e.note) for e in body.events]
-        ids = _run(lambda: drivers.add_events(conn, driver, rows, body.source, caller.actor))
+        ids = run(lambda: drivers.add_events(conn, driver, rows, body.source, caller.actor))
     return IdsPublic(ids=ids)
 
 
@@ -138,7 +117,7 @@ def driver_hours(driver: DriverParam, caller: CallerDep, conn: ConnDep,
                  at: AtParam = None, cycle: CycleParam = None) -> HoursPublic:
     _visible_driver(conn, caller, driver)
     choices = {} if cycle is None else {"cycle": cycle}
-    h = _run(lambda: hours.evaluate(conn, driver, pack, at=at, choices=choices))
+    h = run(lambda: hours.evaluate(conn, driver, pack, at=at, choices=choices))
     r = h.report
     return HoursPublic(
         driver_id=driver, pack=h.pack.name, regulation=h.pack.regulation, at=h.at, timezone=h.timezone,
@@ -171,7 +150,7 @@ def fleet_hours(caller: CallerDep, conn: ConnDep,
     for d in drivers.list_drivers(conn, depot, limit=MAX_FLEET_DRIVERS):
         if not caller.sees_depot(d.depot):
             continue
-        h = _run(functools.partial(hours.evaluate, conn, d.id, pack, at=now, choices=choices))
+        h = run(functools.partial(hours.evaluate, conn, d.id, pack, at=now, choices=choices))
         r = h.report
         limiting = min((t for t in r.time_left if t.limits_driving), key=lambda t: t.left_minutes, default=None)
         out.append(DriverHoursSummary(
@@ -205,7 +184,7 @@ def submit_dvir(device: DeviceParam, body: DvirCreate, caller: CallerDep, servic
                              body.driver_signature, body.odometer_km, body.location, body.remarks)
     with services.engine.begin() as conn:
         _visible_driver(conn, caller, body.driver_id)
-        return _dvir(_run(lambda: dvir.submit(conn, device, draft, caller.actor)))
+        return _dvir(run(lambda: dvir.submit(conn, device, draft, caller.actor)))
 
 
 @router.get("/v1/vehicles/{device}/dvirs", summary="A vehicle's inspection reports, newest first",
@@ -221,7 +200,7 @@ def list_dvirs(device: DeviceParam, caller: CallerDep, conn: ConnDep,
 def certify_dvir(device: DeviceParam, report_id: Annotated[int, Path(ge=1)], body: CertifyCreate,
                  caller: CallerDep, services: ServicesDep) -> DvirPublic:
     with services.engine.begin() as conn:
-        return _dvir(_run(lambda: dvir.certify(conn, device, report_id, body.certification, body.mechanic,
+        return _dvir(run(lambda: dvir.certify(conn, device, report_id, body.certification, body.mechanic,
                                                caller.actor, body.note)))
 
 
@@ -232,13 +211,13 @@ def review_dvir(device: DeviceParam, report_id: Annotated[int, Path(ge=1)], body
                 caller: CallerDep, services: ServicesDep) -> DvirPublic:
     with services.engine.begin() as conn:
         _visible_driver(conn, caller, body.driver_id)
-        return _dvir(_run(lambda: dvir.review(conn, device, report_id, body.driver_id, body.signature)))
+        return _dvir(run(lambda: dvir.review(conn, device, report_id, body.driver_id, body.signature)))
 
 
 @router.get("/v1/vehicles/{device}/safety", summary="Safe to operate? Open defect reports, movement while unsafe",
             response_model=SafetyPublic, responses=ERRORS)
 def vehicle_safety(device: DeviceParam, caller: CallerDep, conn: ConnDep) -> SafetyPublic:
-    s = _run(lambda: dvir.safety(conn, device))
+    s = run(lambda: dvir.safety(conn, device))
     return SafetyPublic(
         device_id=device, safe_to_operate=s.safe_to_operate,
         status="ok" if s.safe_to_operate else "not_safe_to_operate",

@@ -5,8 +5,7 @@ add lines, complete) and the per-vehicle risk ranking with staff outcomes. Inclu
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from sqlalchemy import Connection
@@ -33,10 +32,9 @@ from cloud_sync.api.maintenance_schemas import (
     WorkOrderPublic,
     WorkOrdersPublic,
 )
-from cloud_sync.api.schemas import Message
+from cloud_sync.api.workflow import ERRORS, run
 from cloud_sync.governance.identity import Principal
 from cloud_sync.maintenance import config, faults, meters, risk, work_orders
-from cloud_sync.maintenance.errors import Conflict, MaintenanceError, NotFound
 from cloud_sync.store.devices import get_device, list_devices
 from edge_agent.wire.model import DEVICE_ID_RE
 
@@ -47,26 +45,8 @@ DeviceParam = Annotated[str, Path(pattern=f"^{DEVICE_ID_RE.pattern}$", descripti
 MAX_ID = 2**31 - 1
 IdParam = Annotated[int, Path(ge=1, le=MAX_ID)]
 RecordIdParam = Annotated[int, Query(ge=0, le=2**63 - 1, description="the occurrence's record id")]
-ERRORS: dict[int | str, dict[str, object]] = {
-    401: {"model": Message}, 403: {"model": Message}, 404: {"model": Message},
-    409: {"model": Message, "description": "conflicts with stored state"},
-    422: {"model": Message, "description": "invalid request"},
-}
 #: Occurrences listed with an issue (the evidence is for the newest).
 RECENT_OCCURRENCES = 20
-T = TypeVar("T")
-
-
-def run(fn: Callable[[], T]) -> T:
-    """Call into ``cloud_sync.maintenance``, turning its errors into HTTP answers."""
-    try:
-        return fn()
-    except NotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
-    except Conflict as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-    except MaintenanceError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
 
 
 def depot_visible(conn: Connection, caller: Principal, device_id: str) -> bool:

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from edge_agent.errors import FleetError
+from cloud_sync import errors
 
 
-class ComplianceError(FleetError):
+class ComplianceError(errors.WorkflowError):
     """Base of the compliance errors."""
 
 
-class NotFound(ComplianceError):
+class NotFound(ComplianceError, errors.NotFound):
     """No such driver, vehicle or report."""
 
 
-class Conflict(ComplianceError):
+class Conflict(ComplianceError, errors.Conflict):
     """The request contradicts stored state (a report already certified, a review before certification)."""
 
 
-class Invalid(ComplianceError):
+class Invalid(ComplianceError, errors.Invalid):
     """The request itself is wrong (an inspection item missing, a defect on an item marked ok)."""

@@ -6,20 +6,20 @@ is stored: a meter reading that goes backwards, a completed work order), ``Inval
 
 from __future__ import annotations
 
-from edge_agent.errors import FleetError
+from cloud_sync import errors
 
 
-class MaintenanceError(FleetError):
+class MaintenanceError(errors.WorkflowError):
     """A maintenance request that cannot be carried out; the message says why."""
 
 
-class NotFound(MaintenanceError):
+class NotFound(MaintenanceError, errors.NotFound):
     """No such program, task, vehicle, reading, issue or work order."""
 
 
-class Conflict(MaintenanceError):
+class Conflict(MaintenanceError, errors.Conflict):
     """The request contradicts stored state (reading goes backwards, work order already completed)."""
 
 
-class Invalid(MaintenanceError):
+class Invalid(MaintenanceError, errors.Invalid):
     """The request itself is malformed (no trigger on a task, due-soon threshold beyond the interval)."""
