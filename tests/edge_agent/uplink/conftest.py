@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
@@ -31,6 +32,49 @@ DEVICE = "truck-0042"
 #: A hang guard for waits on real processes, not a speed assertion: generous on a loaded machine.
 WAIT_S = 60.0
 T0 = 1_764_028_800.0
+
+
+#: agent.toml of a real `fleet-agent run` reading GNSS from a pty and uplinking fast; ``extra`` goes at the end
+#: (more [uplink] fields, or further sections).
+AGENT_TOML = """
+[agent]
+device_id = "{device}"
+profile = "heavy_truck_j1939"
+data_dir = "{data}"
+status_interval_s = 0.2
+
+[gnss]
+port = "{gnss}"
+
+[outbox]
+flush_interval_s = 0.2
+
+[uplink]
+host = "{host}"
+port = {port}
+signing_key = "device.pem"
+linger_s = 0.2
+reconnect_min_s = 0.1
+reconnect_max_s = 1.0
+{extra}"""
+
+
+def write_agent_config(path: Path, data: Path, gnss_port: str, broker: Mosquitto, extra: str = "") -> Path:
+    """Write ``AGENT_TOML`` for ``DEVICE`` to ``path``."""
+    path.write_text(AGENT_TOML.format(device=DEVICE, data=data, gnss=gnss_port, host=broker.host, port=broker.port,
+                                      extra=extra))
+    return path
+
+
+@pytest.fixture
+def pty() -> Iterator[tuple[int, int]]:
+    """A pseudo-terminal (master, slave): the agent reads NMEA from the slave."""
+    master, slave = os.openpty()
+    try:
+        yield master, slave
+    finally:
+        os.close(master)
+        os.close(slave)
 
 
 def wait_for(predicate: Callable[[], bool], what: str, timeout: float = WAIT_S,

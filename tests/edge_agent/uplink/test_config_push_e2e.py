@@ -10,12 +10,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 from paho.mqtt.enums import CallbackAPIVersion
@@ -24,31 +22,11 @@ from cloud_sync.main import create_app
 from cloud_sync.settings import Settings
 from edge_agent.wire import generate_private_key, save_private_key
 from edge_agent.wire.config import SignedConfig, config_topic, seal_config
-from tests.edge_agent.uplink.conftest import DEVICE, Cloud, wait_for
+from tests.edge_agent.uplink.conftest import DEVICE, Cloud, wait_for, write_agent_config
 
 ROOT = Path(__file__).resolve().parents[3]
 ADMIN = {"Authorization": "Bearer changethis"}  # the development admin token
-CONFIG = """
-[agent]
-device_id = "{device}"
-profile = "heavy_truck_j1939"
-data_dir = "{data}"
-status_interval_s = 0.2
-
-[gnss]
-port = "{gnss}"
-
-[outbox]
-flush_interval_s = 0.2
-
-[uplink]
-host = "{host}"
-port = {port}
-signing_key = "device.pem"
-linger_s = 0.2
-reconnect_min_s = 0.1
-reconnect_max_s = 1.0
-
+PUSH_SECTION = """
 [config_push]
 fleet_key = "fleet-config.pub"
 """
@@ -57,17 +35,8 @@ FENCES = {"type": "FeatureCollection", "features": [
      "geometry": {"type": "Point", "coordinates": [11.576, 48.137]}}]}
 
 
-@pytest.fixture
-def pty() -> Iterator[int]:
-    master, slave = os.openpty()
-    try:
-        yield slave
-    finally:
-        os.close(master)
-        os.close(slave)
-
-
-def test_config_pushed_through_the_api_is_applied_and_reported(tmp_path: Path, cloud: Cloud, pty: int) -> None:
+def test_config_pushed_through_the_api_is_applied_and_reported(tmp_path: Path, cloud: Cloud,
+                                                                pty: tuple[int, int]) -> None:
     data = tmp_path / "data"
     data.mkdir()
     key = generate_private_key()
@@ -81,8 +50,7 @@ def test_config_pushed_through_the_api_is_applied_and_reported(tmp_path: Path, c
         (data / "fleet-config.pub").write_text(push.public_key_pem())
         assert api.get("/v1/config-signing-key").json()["public_key_pem"] == push.public_key_pem()
         config = tmp_path / "agent.toml"
-        config.write_text(CONFIG.format(device=DEVICE, data=data, gnss=os.ttyname(pty), host=cloud.broker.host,
-                                        port=cloud.broker.port))
+        write_agent_config(config, data, os.ttyname(pty[1]), cloud.broker, extra=PUSH_SECTION)
 
         def status() -> dict[str, Any]:
             try:

@@ -7,50 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from edge_agent.wire import generate_private_key, save_private_key
-from tests.edge_agent.uplink.conftest import DEVICE, Cloud, wait_for
+from tests.edge_agent.uplink.conftest import DEVICE, Cloud, wait_for, write_agent_config
 
 ROOT = Path(__file__).resolve().parents[3]
 NMEA = ROOT / "tests" / "data" / "real" / "nmea" / "gnss_drive.nmea"
-CONFIG = """
-[agent]
-device_id = "{device}"
-profile = "heavy_truck_j1939"
-data_dir = "{data}"
-status_interval_s = 0.2
-
-[gnss]
-port = "{gnss}"
-
-[outbox]
-flush_interval_s = 0.2
-
-[uplink]
-host = "{host}"
-port = {port}
-signing_key = "device.pem"
-linger_s = 0.2
-ack_timeout_s = 10.0
-reconnect_min_s = 0.1
-reconnect_max_s = 1.0
-"""
-
-
-@pytest.fixture
-def pty() -> Iterator[tuple[int, int]]:
-    master, slave = os.openpty()
-    try:
-        yield master, slave
-    finally:
-        os.close(master)
-        os.close(slave)
-
-
 def test_daemon_uplinks_what_it_records(tmp_path: Path, cloud: Cloud, pty: tuple[int, int]) -> None:
     master, slave = pty
     data = tmp_path / "data"
@@ -60,8 +23,7 @@ def test_daemon_uplinks_what_it_records(tmp_path: Path, cloud: Cloud, pty: tuple
     cloud.register(DEVICE, key)
     cloud.start_worker()
     config = tmp_path / "agent.toml"
-    config.write_text(CONFIG.format(device=DEVICE, data=data, gnss=os.ttyname(slave), host=cloud.broker.host,
-                                    port=cloud.broker.port))
+    write_agent_config(config, data, os.ttyname(slave), cloud.broker, extra="ack_timeout_s = 10.0\n")
     log = tmp_path / "agent.log"
 
     def status() -> dict:
